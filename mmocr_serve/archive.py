@@ -1,0 +1,202 @@
+"""Builds a TorchServe .mar archive from an MMOCR config and checkpoint, after validating them."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, Optional
+
+from .decode import DEFAULT_MAX_PIXELS
+from .errors import ConversionError
+from .loading import (MANIFEST_NAME, ModelDirManifest, ModelFiles, build_model, load_config,
+                      load_weights, model_task, read_checkpoint)
+
+logger = logging.getLogger(__name__)
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+HANDLER_PATH = PACKAGE_DIR.parent / "tools" / "deployment" / "mmocr_handler.py"
+MODEL_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-.]*$")  # TorchServe's own rule
+DEVICE_TYPES = ("cpu", "gpu")
+
+
+@dataclass(frozen=True)
+class ArchiveSpec:
+    """Everything the converter needs; the CLI only turns argv into this."""
+
+    config: str
+    checkpoint: str
+    output_folder: str
+    model_name: Optional[str] = None  # default: the checkpoint's file stem
+    model_version: str = "1.0"
+    force: bool = False
+    cfg_options: Dict[str, object] = field(default_factory=dict)
+    trust_checkpoint: bool = False
+    workers: int = 1
+    batch_size: int = 1
+    max_batch_delay_ms: int = 50
+    response_timeout_s: int = 120
+    device_type: Optional[str] = None  # None: GPU workers where a GPU exists
+    max_image_pixels: int = DEFAULT_MAX_PIXELS
+
+    @property
+    def name(self) -> str:
+        return self.model_name or Path(self.checkpoint).stem
+
+    @property
+    def archive_path(self) -> Path:
+        return Path(self.output_folder).resolve() / f"{self.name}.mar"
+
+
+def build_archive(spec: ArchiveSpec) -> Path:
+    """Validate the inputs, then write ``<output_folder>/<name>.mar`` atomically.
+
+    Returns:
+        The archive's path.
+
+    Raises:
+        ConversionError: a bad name, an existing archive without ``force``, a config that
+            is not a text detector or recognizer, a missing referenced file, or a
+            checkpoint that does not load into the model. Nothing is written then.
+    """
+    check_spec(spec)
+    cfg = load_config(spec.config, spec.cfg_options)
+    task = model_task(cfg)
+    packed_files = referenced_files(cfg)
+    state, meta = read_checkpoint(spec.checkpoint, trust=spec.trust_checkpoint)
+    load_weights(build_model(cfg), state)
+    spec.archive_path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".mmocr-serve-", dir=spec.archive_path.parent) as tmp:
+        stage = Path(tmp) / "stage"
+        stage_model_dir(stage, cfg, task, state, meta, packed_files)
+        write_model_config(Path(tmp) / "model-config.yaml", spec)
+        built = run_archiver(spec, stage, Path(tmp))
+        built.replace(spec.archive_path)
+    logger.info("wrote %s (%s model)", spec.archive_path, task)
+    return spec.archive_path
+
+
+def check_spec(spec: ArchiveSpec) -> None:
+    if not MODEL_NAME_PATTERN.match(spec.name):
+        raise ConversionError(
+            f"model name {spec.name!r} is not accepted by TorchServe: it must match "
+            f"{MODEL_NAME_PATTERN.pattern} (pass --model-name)"
+        )
+    if spec.archive_path.exists() and not spec.force:
+        raise ConversionError(f"{spec.archive_path} already exists (pass -f/--force to overwrite)")
+    if spec.device_type not in (None, *DEVICE_TYPES):
+        raise ConversionError(f"device type must be one of {DEVICE_TYPES}, not {spec.device_type!r}")
+    for label, value in (("workers", spec.workers), ("batch size", spec.batch_size),
+                         ("response timeout", spec.response_timeout_s),
+                         ("max image pixels", spec.max_image_pixels)):
+        if value < 1:
+            raise ConversionError(f"{label} must be at least 1, not {value}")
+    if spec.max_batch_delay_ms < 0:
+        raise ConversionError(f"max batch delay must be >= 0 ms, not {spec.max_batch_delay_ms}")
+
+
+def referenced_files(cfg) -> Dict[str, Path]:
+    """Files the model section points to (``*_file`` keys, e.g. a recognizer's dict_file).
+
+    Raises:
+        ConversionError: naming the config key and the missing path.
+    """
+    found: Dict[str, Path] = {}
+
+    def walk(node, prefix: str) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                dotted = f"{prefix}.{key}"
+                if key.endswith("_file") and isinstance(value, str):
+                    found[dotted] = Path(value)
+                else:
+                    walk(value, dotted)
+
+    walk(cfg.model, "model")
+    missing = [f"{key}={path}" for key, path in found.items() if not path.is_file()]
+    if missing:
+        raise ConversionError(
+            "the config points to files that do not exist: " + ", ".join(missing)
+            + " (give the right path with --cfg-options KEY=PATH)"
+        )
+    return {key: path.resolve() for key, path in found.items()}
+
+
+def stage_model_dir(stage: Path, cfg, task: str, state: dict, meta: dict,
+                    packed_files: Dict[str, Path]) -> None:
+    """Lay out the model directory that the archive carries."""
+    import torch
+
+    stage.mkdir(parents=True)
+    repointed = {}
+    for index, (key, src) in enumerate(sorted(packed_files.items())):
+        rel = f"files/{index}-{src.name}"
+        (stage / "files").mkdir(exist_ok=True)
+        shutil.copy2(src, stage / rel)
+        repointed[key] = rel
+    cfg = cfg.copy()
+    cfg.merge_from_dict(repointed)
+    cfg.dump(str(stage / f"{task}_config.py"))
+    # A plain state dict with JSON-safe metadata: the server never needs arbitrary unpickling.
+    safe_meta = {k: v for k, v in meta.items() if isinstance(v, (str, int, float, bool))}
+    torch.save({"state_dict": state, "meta": safe_meta}, str(stage / f"{task}.pth"))
+    shutil.copytree(PACKAGE_DIR, stage / PACKAGE_DIR.name,
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    manifest = ModelDirManifest(task=task, models={
+        task: ModelFiles(config=f"{task}_config.py", checkpoint=f"{task}.pth", files=repointed)})
+    (stage / MANIFEST_NAME).write_text(manifest.to_json())
+
+
+def write_model_config(path: Path, spec: ArchiveSpec) -> None:
+    """The archive's model-config.yaml: TorchServe's per-model settings."""
+    import yaml
+
+    config = {
+        "minWorkers": spec.workers,
+        "maxWorkers": spec.workers,
+        "batchSize": spec.batch_size,
+        "maxBatchDelay": spec.max_batch_delay_ms,
+        "responseTimeout": spec.response_timeout_s,
+        "handler": {"max_image_pixels": spec.max_image_pixels},
+    }
+    if spec.device_type:
+        config["deviceType"] = spec.device_type
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+
+
+def run_archiver(spec: ArchiveSpec, stage: Path, workdir: Path) -> Path:
+    """Pack ``stage`` with torch-model-archiver's own API; returns the .mar in ``workdir``."""
+    from model_archiver.model_archiver_config import ModelArchiverConfig
+    from model_archiver.model_packaging import package_model
+    from model_archiver.model_packaging_utils import ModelExportUtils
+
+    config = ModelArchiverConfig(
+        model_name=spec.name,
+        handler=str(HANDLER_PATH),
+        version=spec.model_version,
+        extra_files=str(stage),
+        export_path=str(workdir),
+        config_file=str(workdir / "model-config.yaml"),
+        force=True,
+    )
+    try:
+        package_model(config, manifest=ModelExportUtils.generate_manifest_json(config))
+    except Exception as err:
+        raise ConversionError(f"torch-model-archiver failed: {err}") from None
+    return workdir / f"{spec.name}.mar"
+
+
+def archive_summary(path: Path) -> dict:
+    """What an archive holds: its TorchServe manifest and mmocr-serve manifest (for tests, CLI)."""
+    import zipfile
+
+    with zipfile.ZipFile(path) as zf:
+        return {
+            "files": sorted(zf.namelist()),
+            "mar_manifest": json.loads(zf.read("MAR-INF/MANIFEST.json")),
+            "manifest": json.loads(zf.read(MANIFEST_NAME)),
+        }

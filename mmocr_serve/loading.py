@@ -1,0 +1,263 @@
+"""The only code that reads MMOCR configs and checkpoints and builds models from them."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+from .errors import ConversionError, ModelLoadError, UntrustedCheckpoint
+
+DET, RECOG = "det", "recog"
+TASKS = (DET, RECOG)
+MANIFEST_NAME = "mmocr-serve.json"
+MANIFEST_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class ModelFiles:
+    """Where one model's files lie inside a model directory (paths relative to it)."""
+
+    config: str
+    checkpoint: str
+    # config key (dotted) -> packed file, re-pointed at load time
+    files: Dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ModelDirManifest:
+    """``mmocr-serve.json``: what a model directory (an unpacked .mar) holds."""
+
+    task: str
+    models: Dict[str, ModelFiles]
+    options: Dict[str, object] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "format": MANIFEST_FORMAT,
+                "task": self.task,
+                "models": {k: vars(v) for k, v in self.models.items()},
+                "options": self.options,
+            },
+            indent=2,
+            sort_keys=True,
+        )
+
+    @classmethod
+    def read(cls, model_dir: str | os.PathLike) -> "ModelDirManifest":
+        path = Path(model_dir) / MANIFEST_NAME
+        try:
+            raw = json.loads(path.read_text())
+            models = {k: ModelFiles(**v) for k, v in raw["models"].items()}
+            return cls(task=raw["task"], models=models, options=raw.get("options", {}))
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise ModelLoadError(f"cannot read {path}: {err}") from None
+
+
+def shipped_configs_dir() -> Path:
+    """The configs that ship inside the mmocr 0.6.3 wheel (``mmocr/.mim/configs``)."""
+    import mmocr
+
+    return Path(mmocr.__file__).parent / ".mim" / "configs"
+
+
+def resolve_config_path(config: str | os.PathLike) -> Path:
+    """A config file path, or a path relative to mmocr's shipped configs."""
+    path = Path(config)
+    if path.is_file():
+        return path.resolve()
+    shipped = shipped_configs_dir() / path
+    if shipped.is_file():
+        return shipped
+    raise ConversionError(
+        f"config not found: {config} (neither a file nor a config shipped with mmocr "
+        f"under {shipped_configs_dir()})"
+    )
+
+
+def load_config(config: str | os.PathLike, cfg_options: Optional[dict] = None):
+    """Read and merge an MMOCR config (``_base_`` files included) into an mmcv Config."""
+    import mmcv
+
+    path = resolve_config_path(config)
+    try:
+        cfg = mmcv.Config.fromfile(str(path))
+    except Exception as err:  # syntax errors, missing _base_ files
+        raise ConversionError(f"cannot read config {path}: {err}") from None
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    if "model" not in cfg:
+        raise ConversionError(f"config {path} has no 'model' section")
+    return cfg
+
+
+def model_task(cfg) -> str:
+    """``"det"`` for a text detector, ``"recog"`` for a text recognizer.
+
+    Raises:
+        ConversionError: KIE, NER and anything else, naming why.
+    """
+    import mmocr.models  # noqa: F401  (registers the model classes)
+    from mmocr.models.builder import DETECTORS
+    from mmocr.models.kie.extractors import SDMGR
+    from mmocr.models.ner.classifiers import NerClassifier
+    from mmocr.models.textdet.detectors import TextDetectorMixin
+    from mmocr.models.textrecog.recognizer import BaseRecognizer
+
+    name = cfg.model.get("type")
+    cls = DETECTORS.get(name) if name else None
+    if cls is None:
+        raise ConversionError(f"model type {name!r} is not a model registered by mmocr 0.6.3")
+    if issubclass(cls, SDMGR):
+        raise ConversionError(
+            f"{name} is a key information extraction (KIE) model: it needs text boxes and "
+            "texts as input, not only an image; only text detectors and recognizers are served"
+        )
+    if issubclass(cls, NerClassifier):
+        raise ConversionError(
+            f"{name} is a named entity recognition (NER) model: it reads text, not images; "
+            "only text detectors and recognizers are served"
+        )
+    if issubclass(cls, TextDetectorMixin):
+        return DET
+    if issubclass(cls, BaseRecognizer):
+        return RECOG
+    raise ConversionError(f"{name} is neither a text detector nor a text recognizer")
+
+
+def _numpy_safe_globals() -> list:
+    """Numpy types that MMCV checkpoints keep in their metadata; they hold data only."""
+    import _codecs
+
+    import numpy as np
+
+    return [np.core.multiarray.scalar, np.dtype, np.ndarray,
+            np.core.multiarray._reconstruct, _codecs.encode]
+
+
+def read_checkpoint(path: str | os.PathLike, trust: bool = False) -> Tuple[dict, dict]:
+    """Load a checkpoint's state dict and metadata without running pickled code.
+
+    Args:
+        path: a ``.pth`` file: an MMCV checkpoint (``state_dict`` + ``meta``) or a bare
+            state dict.
+        trust: allow arbitrary unpickling (only for checkpoints from a trusted source).
+
+    Returns:
+        ``(state_dict, meta)``.
+
+    Raises:
+        ConversionError: unreadable file; UntrustedCheckpoint: it needs arbitrary
+            unpickling and ``trust`` is false.
+    """
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConversionError(f"checkpoint not found: {path}")
+    try:
+        with torch.serialization.safe_globals(_numpy_safe_globals()):
+            ckpt = torch.load(str(path), map_location="cpu", weights_only=not trust)
+    except pickle.UnpicklingError as err:
+        raise UntrustedCheckpoint(
+            f"checkpoint {path} holds objects that only arbitrary unpickling can load "
+            f"(which can run code): {str(err).splitlines()[0]}. Re-save it as a plain "
+            "state dict, or pass --trust-checkpoint if you trust its source."
+        ) from None
+    except Exception as err:
+        raise ConversionError(f"cannot load checkpoint {path}: {err}") from None
+    if not isinstance(ckpt, dict):
+        raise ConversionError(f"checkpoint {path} holds a {type(ckpt).__name__}, not a dict")
+    state = ckpt.get("state_dict", ckpt)
+    meta = ckpt.get("meta", {}) if "state_dict" in ckpt else {}
+    state = {k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items()}
+    return state, meta if isinstance(meta, dict) else {}
+
+
+def build_model(cfg, device: str = "cpu"):
+    """Build an MMOCR model in eval mode on ``device`` with its initial weights."""
+    import mmocr.datasets  # noqa: F401  (registers pipeline classes used by inference)
+    from mmocr.apis import init_detector
+
+    try:
+        return init_detector(cfg, checkpoint=None, device=device)
+    except Exception as err:
+        raise ConversionError(f"cannot build model {cfg.model.get('type')}: {err}") from None
+
+
+def load_weights(model, state_dict: dict) -> None:
+    """Load a state dict into a model, refusing missing or unexpected keys.
+
+    Raises:
+        ConversionError: naming up to ten missing and ten unexpected keys.
+    """
+    try:
+        result = model.load_state_dict(state_dict, strict=False)
+    except RuntimeError as err:  # shape mismatches
+        raise ConversionError(f"checkpoint does not fit the model: {err}") from None
+    problems: List[str] = []
+    for label, keys in (("missing", result.missing_keys), ("unexpected", result.unexpected_keys)):
+        if keys:
+            shown = ", ".join(keys[:10]) + (f", ... ({len(keys)} in all)" if len(keys) > 10 else "")
+            problems.append(f"{label} keys: {shown}")
+    if problems:
+        raise ConversionError("checkpoint does not match the config's model; " + "; ".join(problems))
+
+
+def load_model(config, checkpoint: str | os.PathLike, device: str = "cpu",
+               cfg_options: Optional[dict] = None, trust: bool = False):
+    """Config (path or Config) + checkpoint -> model ready for inference on ``device``."""
+    cfg = load_config(config, cfg_options) if not hasattr(config, "model") else config
+    model = build_model(cfg, "cpu")
+    state, _ = read_checkpoint(checkpoint, trust=trust)
+    load_weights(model, state)
+    return model.to(device)
+
+
+def load_engine(model_dir: str | os.PathLike, device: str = "cpu",
+                options: Optional[dict] = None):
+    """Build the inference engine from a model directory (an unpacked .mar).
+
+    ``options`` (from the archive's model-config.yaml ``handler`` section) override the
+    options recorded at conversion.
+
+    Raises:
+        ModelLoadError: the directory, its manifest or a model in it is unusable.
+    """
+    from .engine import ModelRunner, OCREngine
+
+    model_dir = Path(model_dir)
+    manifest = ModelDirManifest.read(model_dir)
+    runners = {}
+    for role, files in manifest.models.items():
+        options = {key: str(model_dir / rel) for key, rel in files.files.items()}
+        try:
+            model = load_model(model_dir / files.config, model_dir / files.checkpoint,
+                               device=device, cfg_options=options)
+        except ConversionError as err:
+            raise ModelLoadError(f"cannot load the {role} model from {model_dir}: {err.message}") from None
+        runners[role] = ModelRunner(model)
+    return OCREngine(detector=runners.get(DET), recognizer=runners.get(RECOG),
+                     options={**manifest.options, **(options or {})})
+
+
+def save_random_checkpoint(config, path: str | os.PathLike, seed: int = 0,
+                           cfg_options: Optional[dict] = None) -> Path:
+    """Initialise a model from a config (random weights, no download) and save it.
+
+    For demos and tests only: the weights are random, so results are meaningless.
+    """
+    import torch
+
+    cfg = load_config(config, cfg_options)
+    torch.manual_seed(seed)
+    model = build_model(cfg)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    meta = {"mmocr_serve_random_init": True, "seed": seed}
+    torch.save({"state_dict": model.state_dict(), "meta": meta}, str(path))
+    return path

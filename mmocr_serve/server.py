@@ -1,0 +1,152 @@
+"""Start and stop a real TorchServe on loopback ports (for tests, the demo and benchmarks).
+
+Each instance gets its own ports, working directory and temp directory (TorchServe keeps
+its pid file in the temp directory), so it never collides with a server the user runs.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+REPO_CONFIG = Path(__file__).resolve().parent.parent / "config.properties"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class TorchServeProcess:
+    """A TorchServe started from ``config.properties`` with loopback ports of its own."""
+
+    model_store: Path
+    models: Sequence[str]  # e.g. ["dbnet=dbnet.mar"]
+    workdir: Path
+    overrides: Optional[Dict[str, str]] = None
+    base_config: Path = REPO_CONFIG
+
+    def __post_init__(self):
+        self.workdir = Path(self.workdir)
+        self.ports = {name: free_port() for name in ("inference", "management", "metrics",
+                                                     "grpc_inference", "grpc_management")}
+        self.inference_url = f"http://127.0.0.1:{self.ports['inference']}"
+        self.management_url = f"http://127.0.0.1:{self.ports['management']}"
+        self.metrics_url = f"http://127.0.0.1:{self.ports['metrics']}"
+        self.proc: Optional[subprocess.Popen] = None
+
+    def config_text(self) -> str:
+        props = {}
+        for line in self.base_config.read_text().splitlines():
+            if line.strip() and not line.lstrip().startswith("#") and "=" in line:
+                key, value = line.split("=", 1)
+                props[key.strip()] = value.strip()
+        props.update({
+            "inference_address": self.inference_url,
+            "management_address": self.management_url,
+            "metrics_address": self.metrics_url,
+            "grpc_inference_port": str(self.ports["grpc_inference"]),
+            "grpc_management_port": str(self.ports["grpc_management"]),
+            # names the workers' Unix sockets (/tmp/.ts.sock.PORT): unique per server
+            "initial_worker_port": str(free_port()),
+        })
+        props.update(self.overrides or {})
+        return "".join(f"{k}={v}\n" for k, v in props.items())
+
+    def start(self, timeout_s: float = 300) -> "TorchServeProcess":
+        """Start TorchServe and wait until every model has a ready worker."""
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        (self.workdir / "tmp").mkdir(exist_ok=True)
+        config = self.workdir / "config.properties"
+        config.write_text(self.config_text())
+        cmd = [shutil.which("torchserve") or "torchserve", "--start", "--foreground", "--ncs",
+               "--model-store", str(self.model_store), "--ts-config", str(config),
+               "--models", *self.models]
+        env = dict(os.environ, TMPDIR=str(self.workdir / "tmp"),
+                   LOG_LOCATION=str(self.workdir / "logs"),
+                   METRICS_LOCATION=str(self.workdir / "logs"))
+        self.log = open(self.workdir / "torchserve.out", "wb")
+        self.proc = subprocess.Popen(cmd, cwd=self.workdir, env=env, stdout=self.log,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        self.wait_ready(timeout_s)
+        return self
+
+    def wait_ready(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"TorchServe exited with {self.proc.returncode}:\n{self.tail()}")
+            if self.models_ready():
+                return
+            time.sleep(1)
+        raise RuntimeError(f"TorchServe not ready after {timeout_s} s:\n{self.tail()}")
+
+    def models_ready(self) -> bool:
+        """True when ``/ping`` is healthy and every model has a READY worker."""
+        import json
+
+        try:
+            with urllib.request.urlopen(self.inference_url + "/ping", timeout=2) as resp:
+                if json.load(resp).get("status") != "Healthy":
+                    return False
+            with urllib.request.urlopen(self.management_url + "/models", timeout=2) as resp:
+                names = [m["modelName"] for m in json.load(resp)["models"]]
+            if len(names) < len(self.models):
+                return False
+            for name in names:
+                with urllib.request.urlopen(f"{self.management_url}/models/{name}", timeout=2) as resp:
+                    workers = json.load(resp)[0]["workers"]
+                if not any(w["status"] == "READY" for w in workers):
+                    return False
+            return True
+        except (OSError, ValueError, KeyError, urllib.error.URLError):
+            return False
+
+    def worker_pids(self, model: str) -> List[int]:
+        import json
+
+        with urllib.request.urlopen(f"{self.management_url}/models/{model}", timeout=5) as resp:
+            return [w["pid"] for w in json.load(resp)[0]["workers"]]
+
+    def tail(self, lines: int = 60) -> str:
+        text = ""
+        for name in ("torchserve.out", "logs/model_log.log", "logs/ts_log.log"):
+            path = self.workdir / name
+            if path.exists():
+                text += f"--- {name}\n" + "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) + "\n"
+        return text
+
+    def stop(self, timeout_s: float = 60) -> Optional[int]:
+        """SIGTERM the server's process group; SIGKILL it if it lingers. Returns its exit code."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        try:  # workers are in the same session; make sure none is left
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.log.close()
+        return self.proc.returncode
+
+    def __enter__(self) -> "TorchServeProcess":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

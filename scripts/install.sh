@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# Installs the whole serving stack into ./.venv from requirements/constraints.txt.
+#
+# Idempotent: when the constraints, the requirement lists and this script are unchanged
+# since the last successful run, it checks the environment and returns in seconds.
+# The mmcv-full wheel (a 14-minute build on 2 cores) is cached outside the project, in
+# $MMOCR_SERVE_CACHE (default ~/.cache/mmocr-serve), so fresh clones reuse it.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${MMOCR_SERVE_VENV:-$ROOT/.venv}"
+CACHE="${MMOCR_SERVE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/mmocr-serve}"
+CONSTRAINTS="$ROOT/requirements/constraints.txt"
+PY="${PYTHON:-python3.11}"
+STAMP="$VENV/.mmocr-serve-installed"
+
+step() { printf '\n[install %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
+pin() { sed -n "s/^$1==//p" "$CONSTRAINTS"; }
+
+inputs_digest() {
+    cat "$CONSTRAINTS" "$ROOT"/requirements/*.txt "$ROOT/scripts/install.sh" | sha256sum | cut -d' ' -f1
+}
+
+ensure_java() {
+    if java -version 2>&1 | grep -Eq 'version "(1[7-9]|[2-9][0-9])'; then
+        return
+    fi
+    step "Java 17 not found: installing openjdk-17-jre-headless (Debian package)"
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -q
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q openjdk-17-jre-headless
+}
+
+ensure_venv() {
+    if [ ! -x "$VENV/bin/python" ]; then
+        step "creating virtual environment $VENV"
+        "$PY" -m venv "$VENV"
+    fi
+    PIP=("$VENV/bin/python" -m pip --disable-pip-version-check)
+    "${PIP[@]}" install -q -c "$CONSTRAINTS" setuptools wheel
+}
+
+install_torch() {
+    local torch tv
+    torch="$(pin torch)"
+    tv="$(pin torchvision)"
+    # '===' matches the version string exactly, so pip skips a local CPU-only build
+    # (2.13.0+cpu) beside which the index's torchvision cannot import (STACK.md).
+    step "torch $torch and torchvision $tv from the package index (large download, once)"
+    "${PIP[@]}" install --progress-bar off -c "$CONSTRAINTS" "torch===$torch" "torchvision===$tv"
+}
+
+mmcv_wheel_dir() {
+    echo "$CACHE/wheels/torch-$(pin torch)"
+}
+
+build_mmcv() {
+    local dir mmcv
+    dir="$(mmcv_wheel_dir)"
+    mmcv="$(pin mmcv-full)"
+    if ls "$dir"/mmcv_full-"$mmcv"-*.whl >/dev/null 2>&1; then
+        step "mmcv-full $mmcv: reusing cached wheel in $dir"
+        return
+    fi
+    mkdir -p "$dir"
+    step "mmcv-full $mmcv: building from source with CPU ops (about 14 minutes on 2 cores, once)"
+    "${PIP[@]}" install -q -c "$CONSTRAINTS" ninja  # parallel compilation (MAX_JOBS)
+    # setup.py imports torch and pkg_resources: no build isolation, setuptools<70.
+    MMCV_WITH_OPS=1 MAX_JOBS="${MAX_JOBS:-$(nproc)}" "${PIP[@]}" wheel -v \
+        --no-build-isolation --no-deps -c "$CONSTRAINTS" -w "$dir.partial" "mmcv-full==$mmcv" \
+        2>&1 | grep -E --line-buffered '^\[[0-9]+/[0-9]+\]|Created wheel|rror' | cut -c1-120 || true
+    ls "$dir.partial"/mmcv_full-*.whl >/dev/null 2>&1 || { echo "mmcv-full build failed" >&2; exit 1; }
+    mv "$dir.partial"/mmcv_full-*.whl "$dir"/ && rmdir "$dir.partial"
+}
+
+install_stack() {
+    step "MMOCR stack, TorchServe and test tools"
+    "${PIP[@]}" install --progress-bar off -c "$CONSTRAINTS" --find-links "$(mmcv_wheel_dir)" \
+        -r "$ROOT/requirements/runtime.txt" -r "$ROOT/requirements/test.txt"
+}
+
+check_stack() {
+    "$VENV/bin/python" - <<'EOF'
+import mmcv, mmdet, mmocr, torch, torchvision, numpy, ts, model_archiver  # noqa: F401
+from mmcv.ops import nms  # noqa: F401  (compiled ops present)
+print(f"torch {torch.__version__}, mmcv-full {mmcv.__version__}, mmdet {mmdet.__version__}, "
+      f"mmocr {mmocr.__version__}, numpy {numpy.__version__}")
+EOF
+}
+
+main() {
+    ensure_java
+    local digest
+    digest="$(inputs_digest)"
+    if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$digest" ] && check_stack >/dev/null 2>&1; then
+        echo "[install] up to date ($VENV)"
+        return
+    fi
+    ensure_venv
+    install_torch
+    build_mmcv
+    install_stack
+    step "checking imports"
+    check_stack
+    echo "$digest" >"$STAMP"
+    step "done: $VENV"
+}
+
+main "$@"

@@ -1,0 +1,19 @@
+"""A small stand-in for TorchServe's Context: what the handler reads and sets."""
+
+from __future__ import annotations
+
+
+class FakeContext:
+    def __init__(self, model_dir, gpu_id=None, batch_size=4, model_yaml_config=None):
+        self.system_properties = {"model_dir": str(model_dir), "gpu_id": gpu_id,
+                                  "batch_size": batch_size}
+        self.model_yaml_config = model_yaml_config or {}
+        self.manifest = {}
+        self.statuses = {}
+        self.headers = {}
+
+    def set_response_status(self, code=200, phrase="", idx=0):
+        self.statuses[idx] = (code, phrase)
+
+    def set_response_content_type(self, idx, value):
+        self.headers.setdefault(idx, {})["content-type"] = value

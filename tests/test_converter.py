@@ -1,0 +1,162 @@
+"""The converter CLI: what it packs, what it refuses, and that it never half-writes."""
+
+import os
+import pickle
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import DET_CONFIG, RECOG_CONFIG
+from mmocr_serve.archive import archive_summary
+
+ROOT = Path(__file__).resolve().parents[1]
+CLI = ROOT / "tools" / "deployment" / "mmocr2torchserve.py"
+
+
+def convert(*args, cwd=None):
+    return subprocess.run([sys.executable, str(CLI), *map(str, args)], capture_output=True,
+                          text=True, cwd=cwd, timeout=600)
+
+
+def listing(folder: Path) -> list:
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+def test_archive_contents(model_store):
+    summary = archive_summary(model_store / "dbnet.mar")
+    files = set(summary["files"])
+    assert {"mmocr_handler.py", "det_config.py", "det.pth", "mmocr-serve.json",
+            "model-config.yaml", "mmocr_serve/engine.py", "mmocr_serve/decode.py",
+            "MAR-INF/MANIFEST.json"} <= files
+    assert summary["mar_manifest"]["model"]["handler"] == "mmocr_handler.py"
+    assert summary["mar_manifest"]["model"]["modelName"] == "dbnet"
+    assert summary["manifest"]["task"] == "det"
+    with zipfile.ZipFile(model_store / "dbnet.mar") as zf:
+        config = yaml.safe_load(zf.read("model-config.yaml"))
+        merged = zf.read("det_config.py").decode()
+    assert config["batchSize"] == 4 and config["minWorkers"] == 1
+    assert "_base_" not in merged and "DBNet" in merged  # fully merged
+
+
+def test_checkpoint_in_archive_loads_with_weights_only(det_model_dir):
+    import torch
+
+    ckpt = torch.load(det_model_dir / "det.pth", weights_only=True)
+    assert set(ckpt) == {"state_dict", "meta"}
+
+
+def test_cli_relative_output_folder_and_force(tmp_path, det_checkpoint):
+    result = convert(DET_CONFIG, det_checkpoint, "--output-folder", "out", "--model-name", "det1",
+                     cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "out" / "det1.mar").is_file()
+    again = convert(DET_CONFIG, det_checkpoint, "--output-folder", "out", "--model-name", "det1",
+                    cwd=tmp_path)
+    assert again.returncode == 1 and "already exists" in again.stderr
+    forced = convert(DET_CONFIG, det_checkpoint, "--output-folder", "out", "--model-name", "det1",
+                     "-f", "--batch-size", "8", "--workers", "2", "--device-type", "cpu",
+                     cwd=tmp_path)
+    assert forced.returncode == 0, forced.stderr
+    with zipfile.ZipFile(tmp_path / "out" / "det1.mar") as zf:
+        config = yaml.safe_load(zf.read("model-config.yaml"))
+    assert (config["batchSize"], config["maxWorkers"], config["deviceType"]) == (8, 2, "cpu")
+    assert listing(tmp_path / "out") == ["det1.mar"]
+
+
+def test_default_model_name_is_the_checkpoint_stem(tmp_path, recog_checkpoint):
+    result = convert(RECOG_CONFIG, recog_checkpoint, "--output-folder", tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert listing(tmp_path) == ["crnn.mar"]
+
+
+@pytest.mark.parametrize("config,reason", [
+    ("kie/sdmgr/sdmgr_unet16_60e_wildreceipt.py", "key information extraction"),
+    ("ner/bert_softmax/bert_softmax_cluener_18e.py", "named entity recognition"),
+])
+def test_kie_and_ner_configs_are_refused(tmp_path, det_checkpoint, config, reason):
+    result = convert(config, det_checkpoint, "--output-folder", tmp_path)
+    assert result.returncode == 1
+    assert reason in result.stderr
+    assert listing(tmp_path) == []
+
+
+def test_mismatched_checkpoint_names_missing_and_unexpected_keys(tmp_path, recog_checkpoint):
+    result = convert(DET_CONFIG, recog_checkpoint, "--output-folder", tmp_path)
+    assert result.returncode == 1
+    assert "missing keys: " in result.stderr and "unexpected keys: " in result.stderr
+    assert listing(tmp_path) == []
+
+
+@pytest.mark.parametrize("name", ["bad name", "-leading", "a/b", "ünïcode"])
+def test_model_names_torchserve_refuses(tmp_path, det_checkpoint, name):
+    result = convert(DET_CONFIG, det_checkpoint, "--output-folder", tmp_path, "--model-name", name)
+    assert result.returncode == 1 and "not accepted by TorchServe" in result.stderr
+    assert listing(tmp_path) == []
+
+
+def test_missing_config_and_checkpoint(tmp_path, det_checkpoint):
+    missing_cfg = convert("nope/none.py", det_checkpoint, "--output-folder", tmp_path)
+    assert missing_cfg.returncode == 1 and "config not found" in missing_cfg.stderr
+    missing_ckpt = convert(DET_CONFIG, tmp_path / "none.pth", "--output-folder", tmp_path)
+    assert missing_ckpt.returncode == 1 and "checkpoint not found" in missing_ckpt.stderr
+
+
+def test_missing_dict_file_is_named_then_packed_when_given(tmp_path):
+    from mmocr_serve.loading import save_random_checkpoint
+
+    config = "textrecog/sar/sar_r31_parallel_decoder_chinese.py"
+    result = convert(config, tmp_path / "any.pth", "--output-folder", tmp_path / "out")
+    assert result.returncode == 1
+    assert "model.label_convertor.dict_file=data/chineseocr" in result.stderr
+
+    dict_file = tmp_path / "my_dict.txt"
+    dict_file.write_text("\n".join("中文识别0123456789abc"))
+    option = f"model.label_convertor.dict_file={dict_file}"
+    ckpt = save_random_checkpoint(config, tmp_path / "sar_cn.pth",
+                                  cfg_options={"model.label_convertor.dict_file": str(dict_file)})
+    result = convert(config, ckpt, "--output-folder", tmp_path / "out", "--cfg-options", option)
+    assert result.returncode == 0, result.stderr
+    summary = archive_summary(tmp_path / "out" / "sar_cn.mar")
+    packed = summary["manifest"]["models"]["recog"]["files"]
+    assert packed == {"model.label_convertor.dict_file": "files/0-my_dict.txt"}
+    assert "files/0-my_dict.txt" in summary["files"]
+
+
+class RunsCode:
+    """A pickle whose loading would create a marker file."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_checkpoint_that_runs_code_is_refused(tmp_path):
+    import torch
+
+    marker = tmp_path / "code-ran"
+    evil = tmp_path / "evil.pth"
+    torch.save({"state_dict": {}, "meta": {"x": RunsCode(marker)}}, evil, pickle_module=pickle)
+    result = convert(RECOG_CONFIG, evil, "--output-folder", tmp_path / "out")
+    assert result.returncode == 1
+    assert "--trust-checkpoint" in result.stderr
+    assert not marker.exists()
+    assert listing(tmp_path / "out") == []
+
+
+def test_numpy_metadata_loads_without_trust(tmp_path, recog_checkpoint):
+    import numpy as np
+    import torch
+
+    ckpt = torch.load(recog_checkpoint, weights_only=True)
+    ckpt["meta"]["best_score"] = np.float64(0.87)
+    ckpt["meta"]["epoch_array"] = np.arange(3)
+    path = tmp_path / "numpy_meta.pth"
+    torch.save(ckpt, path)
+    result = convert(RECOG_CONFIG, path, "--output-folder", tmp_path)
+    assert result.returncode == 0, result.stderr

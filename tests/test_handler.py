@@ -1,0 +1,106 @@
+"""The handler driven with a fake TorchServe context: batch contract, errors, equality."""
+
+import base64
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import DET_CONFIG, RECOG_CONFIG
+from fake_context import FakeContext
+from mmocr_serve.compare import compare
+from mmocr_serve.results import DetectionResult, Recognition
+
+
+def load_handler_class(model_dir: Path):
+    """Import mmocr_handler.py from the unpacked archive, as TorchServe does."""
+    sys.path.insert(0, str(model_dir))
+    try:
+        spec = importlib.util.spec_from_file_location("mmocr_handler_under_test",
+                                                      model_dir / "mmocr_handler.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module.MMOCRHandler
+    finally:
+        sys.path.remove(str(model_dir))
+
+
+@pytest.fixture(scope="module")
+def det_handler(det_model_dir):
+    handler = load_handler_class(det_model_dir)()
+    handler.initialize(FakeContext(det_model_dir))
+    return handler
+
+
+@pytest.fixture(scope="module")
+def recog_handler(recog_model_dir):
+    handler = load_handler_class(recog_model_dir)()
+    handler.initialize(FakeContext(recog_model_dir))
+    return handler
+
+
+def test_cpu_worker_gets_cpu_device(det_handler):
+    assert det_handler.device == "cpu"
+    assert str(det_handler.engine.runner.device) == "cpu"
+
+
+def test_detection_batch_with_a_corrupt_image(det_handler, image_files, det_checkpoint,
+                                              reference_model):
+    from mmocr.apis import model_inference
+
+    good = image_files["scene.jpg"].read_bytes()
+    batch = [{"body": bytearray(good)}, {"body": bytearray(b"not an image at all")},
+             {"data": base64.b64encode(good).decode()}]
+    ctx = FakeContext(det_handler.context.system_properties["model_dir"])
+    out = det_handler.handle(batch, ctx)
+
+    assert len(out) == 3
+    json.dumps(out)  # plain JSON types only
+    assert ctx.statuses == {1: (400, "InvalidImage")}
+    assert out[1]["code"] == 400 and out[1]["type"] == "InvalidImage"
+    assert "JPEG" in out[1]["message"]
+    assert "filename" not in out[0]
+    expected = DetectionResult.from_mmocr(
+        model_inference(reference_model(DET_CONFIG, det_checkpoint),
+                        str(image_files["scene.jpg"]))).to_dict()
+    for served in (out[0], out[2]):
+        diff = compare(expected, served)
+        assert diff.ok, diff.problems
+
+
+def test_recognition_batch_matches_model_inference(recog_handler, image_files, recog_checkpoint,
+                                                   reference_model):
+    from mmocr.apis import model_inference
+
+    names = ["word.png", "word.jpg"]
+    ctx = FakeContext(recog_handler.context.system_properties["model_dir"])
+    out = recog_handler.handle([{"body": image_files[n].read_bytes()} for n in names], ctx)
+    assert ctx.statuses == {}
+    for name, served in zip(names, out):
+        assert set(served) == {"text", "score", "char_scores"}
+        assert isinstance(served["score"], float)
+        expected = Recognition.from_mmocr(model_inference(
+            reference_model(RECOG_CONFIG, recog_checkpoint), str(image_files[name]))).to_dict()
+        diff = compare(expected, served)
+        assert diff.ok, diff.problems
+        assert served["text"] == expected["text"]
+
+
+def test_every_slot_can_fail_on_its_own(recog_handler):
+    batch = [{"body": b""}, {"body": {"data": "%%%"}}, {"body": {"data": 3}}, {}]
+    ctx = FakeContext(recog_handler.context.system_properties["model_dir"])
+    out = recog_handler.handle(batch, ctx)
+    assert [o["type"] for o in out] == ["EmptyPayload", "InvalidBase64", "BadRequest",
+                                        "EmptyPayload"]
+    assert all(ctx.statuses[i][0] == 400 for i in range(4))
+
+
+def test_pixel_limit_from_model_config(recog_model_dir, image_files):
+    handler = load_handler_class(recog_model_dir)()
+    handler.initialize(FakeContext(recog_model_dir,
+                                   model_yaml_config={"handler": {"max_image_pixels": 100}}))
+    ctx = FakeContext(recog_model_dir)
+    out = handler.handle([{"body": image_files["word.png"].read_bytes()}], ctx)
+    assert out[0]["type"] == "ImageTooLarge" and ctx.statuses[0][0] == 413

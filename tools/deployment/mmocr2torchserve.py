@@ -1,0 +1,85 @@
+"""Convert an MMOCR 0.x text detector or recognizer (config + checkpoint) to a TorchServe .mar."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository root
+
+from mmocr_serve.archive import DEVICE_TYPES, ArchiveSpec, build_archive  # noqa: E402
+from mmocr_serve.decode import DEFAULT_MAX_PIXELS  # noqa: E402
+from mmocr_serve.errors import ServeError  # noqa: E402
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    defaults = ArchiveSpec(config="", checkpoint="", output_folder="")
+    parser = argparse.ArgumentParser(
+        description=__doc__,
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("config", help="config file, or a path under mmocr's shipped configs "
+                        "(e.g. textdet/dbnet/dbnet_r18_fpnc_1200e_icdar2015.py)")
+    parser.add_argument("checkpoint", help="checkpoint file (.pth)")
+    parser.add_argument("--output-folder", required=True, help="where NAME.mar is written")
+    parser.add_argument("--model-name", default=None,
+                        help="archive and endpoint name (default: the checkpoint's file stem)")
+    parser.add_argument("--model-version", default=defaults.model_version)
+    parser.add_argument("-f", "--force", action="store_true", help="overwrite an existing archive")
+    parser.add_argument("--cfg-options", nargs="+", default=[], metavar="KEY=VALUE",
+                        help="override config keys, e.g. model.label_convertor.dict_file=dict.txt")
+    parser.add_argument("--trust-checkpoint", action="store_true",
+                        help="allow a checkpoint that needs arbitrary unpickling (runs its code)")
+    group = parser.add_argument_group("model-config.yaml (TorchServe per-model settings)")
+    group.add_argument("--workers", type=int, default=defaults.workers,
+                       help="worker processes, each holding one copy of the model")
+    group.add_argument("--batch-size", type=int, default=defaults.batch_size,
+                       help="most requests TorchServe gathers into one handler call")
+    group.add_argument("--max-batch-delay", type=int, default=defaults.max_batch_delay_ms,
+                       help="ms TorchServe waits to fill a batch")
+    group.add_argument("--response-timeout", type=int, default=defaults.response_timeout_s,
+                       help="s before TorchServe gives up on a batch and restarts the worker")
+    group.add_argument("--device-type", choices=DEVICE_TYPES, default=None,
+                       help="force CPU or GPU workers (default: GPU where one exists)")
+    group.add_argument("--max-image-pixels", type=int, default=DEFAULT_MAX_PIXELS,
+                       help="larger images are refused with 413")
+    return parser.parse_args(argv)
+
+
+def parse_cfg_options(pairs: List[str]) -> dict:
+    """``KEY=VALUE`` strings to a dict; values stay strings (paths, names)."""
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ServeError(f"--cfg-options takes KEY=VALUE, not {pair!r}")
+        options[key] = value
+    return options
+
+
+def spec_from_args(args: argparse.Namespace) -> ArchiveSpec:
+    return ArchiveSpec(
+        config=args.config, checkpoint=args.checkpoint, output_folder=args.output_folder,
+        model_name=args.model_name, model_version=args.model_version, force=args.force,
+        cfg_options=parse_cfg_options(args.cfg_options), trust_checkpoint=args.trust_checkpoint,
+        workers=args.workers, batch_size=args.batch_size,
+        max_batch_delay_ms=args.max_batch_delay, response_timeout_s=args.response_timeout,
+        device_type=args.device_type, max_image_pixels=args.max_image_pixels)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    args = parse_args(argv)
+    try:
+        path = build_archive(spec_from_args(args))
+    except ServeError as err:
+        print(f"mmocr2torchserve: error: {err.message}", file=sys.stderr)
+        return 1
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,46 @@
+"""TorchServe handler for MMOCR 0.x text detectors and recognizers: a thin adapter.
+
+Request rows become images through the project's one decoder, the engine runs them, and
+each result or error is encoded as JSON for its own request (wire format:
+``mmocr_serve.results``). The engine and its modules travel inside the .mar archive.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from ts.torch_handler.base_handler import BaseHandler
+
+from mmocr_serve.errors import ServeError
+from mmocr_serve.loading import load_engine
+
+logger = logging.getLogger(__name__)
+
+
+class MMOCRHandler(BaseHandler):
+    """Serves one archive built by ``tools/deployment/mmocr2torchserve.py``."""
+
+    def initialize(self, context):
+        """Load the model once per worker, on the device TorchServe gave the worker."""
+        props = context.system_properties
+        gpu_id = props.get("gpu_id")
+        self.device = "cpu" if gpu_id is None else f"cuda:{gpu_id}"
+        handler_options = (getattr(context, "model_yaml_config", None) or {}).get("handler", {})
+        self.engine = load_engine(props["model_dir"], self.device, handler_options)
+        self.context = context
+        self.initialized = True
+        logger.info("mmocr-serve: %s model ready on %s", self.engine.task, self.device)
+
+    def handle(self, data, context):
+        """One JSON object per request, in order; a bad request fails only its own slot."""
+        outcomes = self.engine.predict_payloads(data)
+        return [encode_outcome(context, idx, outcome) for idx, outcome in enumerate(outcomes)]
+
+
+def encode_outcome(context, idx: int, outcome) -> dict:
+    """A result's dict, or an error's dict with its HTTP status set on request ``idx``."""
+    context.set_response_content_type(idx, "application/json")
+    if isinstance(outcome, ServeError):
+        context.set_response_status(outcome.status, outcome.kind, idx)
+        return outcome.to_dict()
+    return outcome.to_dict()
