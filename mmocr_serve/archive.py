@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import re
@@ -138,7 +139,7 @@ def stage_model_dir(stage: Path, cfg, task: str, state: dict, meta: dict,
         (stage / "files").mkdir(exist_ok=True)
         shutil.copy2(src, stage / rel)
         repointed[key] = rel
-    cfg = cfg.copy()
+    cfg = copy.deepcopy(cfg)
     cfg.merge_from_dict(repointed)
     cfg.dump(str(stage / f"{task}_config.py"))
     # A plain state dict with JSON-safe metadata: the server never needs arbitrary unpickling.

@@ -135,8 +135,9 @@ def _numpy_safe_globals() -> list:
 
     import numpy as np
 
-    return [np.core.multiarray.scalar, np.dtype, np.ndarray,
-            np.core.multiarray._reconstruct, _codecs.encode]
+    dtype_classes = {type(np.dtype(t)) for t in set(np.sctypeDict.values())}
+    return [np.core.multiarray.scalar, np.dtype, np.ndarray, np.core.multiarray._reconstruct,
+            _codecs.encode, *sorted(dtype_classes, key=str)]
 
 
 def read_checkpoint(path: str | os.PathLike, trust: bool = False) -> Tuple[dict, dict]:
@@ -234,10 +235,10 @@ def load_engine(model_dir: str | os.PathLike, device: str = "cpu",
     manifest = ModelDirManifest.read(model_dir)
     runners = {}
     for role, files in manifest.models.items():
-        options = {key: str(model_dir / rel) for key, rel in files.files.items()}
+        repointed = {key: str(model_dir / rel) for key, rel in files.files.items()}
         try:
             model = load_model(model_dir / files.config, model_dir / files.checkpoint,
-                               device=device, cfg_options=options)
+                               device=device, cfg_options=repointed)
         except ConversionError as err:
             raise ModelLoadError(f"cannot load the {role} model from {model_dir}: {err.message}") from None
         runners[role] = ModelRunner(model)

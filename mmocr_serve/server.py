@@ -11,6 +11,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -19,6 +20,12 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 REPO_CONFIG = Path(__file__).resolve().parent.parent / "config.properties"
+
+
+def torchserve_executable() -> str:
+    """The ``torchserve`` of this interpreter's environment, activated or not."""
+    beside = Path(sys.executable).parent / "torchserve"
+    return str(beside) if beside.exists() else (shutil.which("torchserve") or "torchserve")
 
 
 def free_port() -> int:
@@ -70,7 +77,7 @@ class TorchServeProcess:
         (self.workdir / "tmp").mkdir(exist_ok=True)
         config = self.workdir / "config.properties"
         config.write_text(self.config_text())
-        cmd = [shutil.which("torchserve") or "torchserve", "--start", "--foreground", "--ncs",
+        cmd = [torchserve_executable(), "--start", "--foreground", "--ncs",
                "--model-store", str(self.model_store), "--ts-config", str(config),
                "--models", *self.models]
         env = dict(os.environ, TMPDIR=str(self.workdir / "tmp"),

@@ -28,7 +28,7 @@ def encode(img: Image.Image, fmt: str = "JPEG", **kwargs) -> bytes:
 def png16(width: int = 64, height: int = 32) -> bytes:
     """A 16-bit grayscale PNG (OpenCV reads 16 bits; PIL mode I;16)."""
     arr = (np.arange(width * height, dtype=np.uint16).reshape(height, width) * 37)
-    return encode(Image.fromarray(arr, mode="I;16"), "PNG")
+    return encode(Image.fromarray(arr), "PNG")
 
 
 def png_header_only(width: int, height: int) -> bytes:

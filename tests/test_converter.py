@@ -93,7 +93,7 @@ def test_mismatched_checkpoint_names_missing_and_unexpected_keys(tmp_path, recog
 
 @pytest.mark.parametrize("name", ["bad name", "-leading", "a/b", "ünïcode"])
 def test_model_names_torchserve_refuses(tmp_path, det_checkpoint, name):
-    result = convert(DET_CONFIG, det_checkpoint, "--output-folder", tmp_path, "--model-name", name)
+    result = convert(DET_CONFIG, det_checkpoint, "--output-folder", tmp_path, f"--model-name={name}")
     assert result.returncode == 1 and "not accepted by TorchServe" in result.stderr
     assert listing(tmp_path) == []
 
