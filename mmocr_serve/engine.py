@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import warnings
 from typing import Any, List, Optional, Sequence, Union
 
 import numpy as np
@@ -56,7 +57,9 @@ class ModelRunner:
         self.image_flag = load.get("color_type", "color")
         self.channel_order = load.get("channel_order", "bgr")
         self.to_float32 = bool(load.get("to_float32", False))
-        self.transforms = Compose(replace_ImageToTensor(steps[1:]))
+        with warnings.catch_warnings():  # it warns that it replaces ImageToTensor; intended
+            warnings.simplefilter("ignore", UserWarning)
+            self.transforms = Compose(replace_ImageToTensor(steps[1:]))
         self.device = next(model.parameters()).device
 
     def predict(self, image: np.ndarray) -> Result:

@@ -36,8 +36,9 @@ python tools/deployment/mmocr2torchserve.py "$CONFIG" "$CHECKPOINT" \
     --output-folder checkpoints --model-name "$NAME" --force
 
 echo "[demo] starting TorchServe (inference on :8080, management on 127.0.0.1:8081)"
+mkdir -p logs
 torchserve --start --ncs --model-store ./checkpoints --models "$NAME=$NAME.mar" \
-    --ts-config config.properties
+    --ts-config config.properties >logs/torchserve.out 2>&1
 if [ "${KEEP_SERVING:-0}" != "1" ]; then
     trap 'echo "[demo] stopping TorchServe"; torchserve --stop >/dev/null' EXIT
 fi
@@ -53,7 +54,7 @@ done
 echo
 curl -sf "http://127.0.0.1:8081/models/$NAME" | grep -q '"status": "READY"' || {
     echo "[demo] TorchServe did not get a worker ready; last log lines:" >&2
-    tail -n 40 logs/model_log.log logs/ts_log.log >&2 || true
+    tail -n 40 logs/torchserve.out >&2 || true
     exit 1
 }
 
