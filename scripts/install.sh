@@ -66,7 +66,7 @@ build_mmcv() {
     mkdir -p "$dir"
     step "mmcv-full $mmcv: building from source with CPU ops (about 14 minutes on 2 cores, once)"
     "${PIP[@]}" install -q -c "$CONSTRAINTS" ninja  # parallel compilation (MAX_JOBS)
-    # setup.py imports torch and pkg_resources: no build isolation, setuptools<70.
+    # setup.py imports torch and pkg_resources: no build isolation, setuptools 80 (pinned).
     MMCV_WITH_OPS=1 MAX_JOBS="${MAX_JOBS:-$(nproc)}" "${PIP[@]}" wheel -v \
         --no-build-isolation --no-deps -c "$CONSTRAINTS" -w "$dir.partial" "mmcv-full==$mmcv" \
         2>&1 | grep -E --line-buffered '^ *\[[0-9]+/[0-9]+\]|Created wheel|[Ee]rror:' \
