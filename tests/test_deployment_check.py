@@ -1,0 +1,77 @@
+"""tools/deployment/test_torchserve.py against a real TorchServe: exit codes, table, PNGs."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import pytest
+
+from conftest import DET_CONFIG, RECOG_CONFIG
+from mmocr_serve.server import free_port
+from mmocr_serve.visualize import comparison_size
+
+pytestmark = pytest.mark.integration
+TOOL = Path(__file__).resolve().parents[1] / "tools" / "deployment" / "test_torchserve.py"
+
+
+def check(*args):
+    return subprocess.run([sys.executable, str(TOOL), *map(str, args)], capture_output=True,
+                          text=True, timeout=600)
+
+
+def addr(server) -> str:
+    return server.inference_url.replace("http://", "")
+
+
+def test_detection_matches_and_draws_pngs(torchserve, image_files, det_checkpoint, tmp_path):
+    out = tmp_path / "pngs"
+    result = check(image_files["scene.jpg"], image_files["scene.png"], DET_CONFIG,
+                   det_checkpoint, "dbnet", "--inference-addr", addr(torchserve),
+                   "--out-dir", out)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "2 of 2 images match" in result.stdout
+    assert "boxes served/expected" in result.stdout
+    for name in ("scene.jpg", "scene.png"):
+        source = cv2.imread(str(image_files[name]))
+        picture = cv2.imread(str(out / f"{name}.png"))
+        assert picture is not None
+        assert (picture.shape[1], picture.shape[0]) == comparison_size(source.shape[1],
+                                                                      source.shape[0])
+
+
+def test_recognition_folder_matches(torchserve, image_files, recog_checkpoint, tmp_path):
+    folder = tmp_path / "words"
+    folder.mkdir()
+    for name in ("word.png", "word.jpg"):
+        (folder / name).write_bytes(image_files[name].read_bytes())
+    result = check(folder, RECOG_CONFIG, recog_checkpoint, "crnn", "--inference-addr",
+                   addr(torchserve), "--out-dir", tmp_path / "pngs")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "2 of 2 images match" in result.stdout and "text equal" in result.stdout
+    assert sorted(p.name for p in (tmp_path / "pngs").iterdir()) == ["word.jpg.png",
+                                                                     "word.png.png"]
+
+
+def test_different_checkpoint_is_a_mismatch(torchserve, image_files, tmp_path):
+    from mmocr_serve.loading import save_random_checkpoint
+
+    other = save_random_checkpoint(RECOG_CONFIG, tmp_path / "other.pth", seed=1)
+    result = check(image_files["word.png"], RECOG_CONFIG, other, "crnn", "--inference-addr",
+                   addr(torchserve))
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "MISMATCH" in result.stdout
+
+
+def test_stopped_server_is_exit_2(image_files, recog_checkpoint):
+    result = check(image_files["word.png"], RECOG_CONFIG, recog_checkpoint, "crnn",
+                   "--inference-addr", f"127.0.0.1:{free_port()}", "--timeout", "10")
+    assert result.returncode == 2
+    assert "cannot reach" in result.stdout
+
+
+def test_server_error_is_exit_2_with_its_message(torchserve, image_files, recog_checkpoint):
+    result = check(image_files["word.png"], RECOG_CONFIG, recog_checkpoint, "no-such-model",
+                   "--inference-addr", addr(torchserve))
+    assert result.returncode == 2
+    assert "HTTP 404" in result.stdout
