@@ -10,12 +10,12 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Dict, List, Optional
 
 from .decode import DEFAULT_MAX_PIXELS
 from .errors import ConversionError
-from .loading import (MANIFEST_NAME, ModelDirManifest, ModelFiles, build_model, load_config,
-                      load_weights, model_task, read_checkpoint)
+from .loading import (DET, MANIFEST_NAME, OCR, RECOG, ModelDirManifest, ModelFiles, build_model,
+                      load_config, load_weights, model_task, read_checkpoint)
 
 logger = logging.getLogger(__name__)
 
@@ -33,9 +33,12 @@ class ArchiveSpec:
     checkpoint: str
     output_folder: str
     model_name: Optional[str] = None  # default: the checkpoint's file stem
+    recog_config: Optional[str] = None  # with recog_checkpoint: end-to-end OCR archive
+    recog_checkpoint: Optional[str] = None
     model_version: str = "1.0"
     force: bool = False
     cfg_options: Dict[str, object] = field(default_factory=dict)
+    recog_cfg_options: Dict[str, object] = field(default_factory=dict)
     trust_checkpoint: bool = False
     workers: int = 1
     batch_size: int = 1
@@ -65,20 +68,46 @@ def build_archive(spec: ArchiveSpec) -> Path:
             checkpoint that does not load into the model. Nothing is written then.
     """
     check_spec(spec)
-    cfg = load_config(spec.config, spec.cfg_options)
-    task = model_task(cfg)
-    packed_files = referenced_files(cfg)
-    state, meta = read_checkpoint(spec.checkpoint, trust=spec.trust_checkpoint)
-    load_weights(build_model(cfg), state)
+    models = [validated_model(spec.config, spec.checkpoint, spec.cfg_options, spec)]
+    if spec.recog_config:
+        models.append(validated_model(spec.recog_config, spec.recog_checkpoint,
+                                      spec.recog_cfg_options, spec))
+        roles = [m.role for m in models]
+        if roles != [DET, RECOG]:
+            raise ConversionError(
+                f"an end-to-end archive needs a text detector then a text recognizer; "
+                f"CONFIG is a {roles[0]} model and --recog-config a {roles[1]} model")
+    task = OCR if len(models) == 2 else models[0].role
     spec.archive_path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".mmocr-serve-", dir=spec.archive_path.parent) as tmp:
         stage = Path(tmp) / "stage"
-        stage_model_dir(stage, cfg, task, state, meta, packed_files)
-        write_model_config(Path(tmp) / "model-config.yaml", spec)
+        stage_model_dir(stage, task, models)
+        write_model_config(Path(tmp) / "model-config.yaml", spec, task)
         built = run_archiver(spec, stage, Path(tmp))
         built.replace(spec.archive_path)
-    logger.info("wrote %s (%s model)", spec.archive_path, task)
+    logger.info("wrote %s (%s)", spec.archive_path, task)
     return spec.archive_path
+
+
+@dataclass(frozen=True)
+class ValidatedModel:
+    """A config and checkpoint that were checked to build and load together."""
+
+    role: str
+    cfg: object
+    state: dict
+    meta: dict
+    packed_files: Dict[str, Path]
+
+
+def validated_model(config: str, checkpoint: str, cfg_options: dict,
+                    spec: ArchiveSpec) -> ValidatedModel:
+    cfg = load_config(config, cfg_options)
+    role = model_task(cfg)
+    packed_files = referenced_files(cfg)
+    state, meta = read_checkpoint(checkpoint, trust=spec.trust_checkpoint)
+    load_weights(build_model(cfg), state)
+    return ValidatedModel(role, cfg, state, meta, packed_files)
 
 
 def check_spec(spec: ArchiveSpec) -> None:
@@ -96,6 +125,8 @@ def check_spec(spec: ArchiveSpec) -> None:
                          ("max image pixels", spec.max_image_pixels)):
         if value < 1:
             raise ConversionError(f"{label} must be at least 1, not {value}")
+    if bool(spec.recog_config) != bool(spec.recog_checkpoint):
+        raise ConversionError("--recog-config and --recog-checkpoint go together")
     if spec.max_batch_delay_ms < 0:
         raise ConversionError(f"max batch delay must be >= 0 ms, not {spec.max_batch_delay_ms}")
 
@@ -127,32 +158,36 @@ def referenced_files(cfg) -> Dict[str, Path]:
     return {key: path.resolve() for key, path in found.items()}
 
 
-def stage_model_dir(stage: Path, cfg, task: str, state: dict, meta: dict,
-                    packed_files: Dict[str, Path]) -> None:
+def stage_model_dir(stage: Path, task: str, models: List[ValidatedModel]) -> None:
     """Lay out the model directory that the archive carries."""
+    stage.mkdir(parents=True)
+    shutil.copytree(PACKAGE_DIR, stage / PACKAGE_DIR.name,
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    files = {model.role: stage_model(stage, model) for model in models}
+    (stage / MANIFEST_NAME).write_text(ModelDirManifest(task=task, models=files).to_json())
+
+
+def stage_model(stage: Path, model: ValidatedModel) -> ModelFiles:
+    """Write one model's merged config, re-saved checkpoint and referenced files."""
     import torch
 
-    stage.mkdir(parents=True)
     repointed = {}
-    for index, (key, src) in enumerate(sorted(packed_files.items())):
-        rel = f"files/{index}-{src.name}"
+    for index, (key, src) in enumerate(sorted(model.packed_files.items())):
+        rel = f"files/{model.role}-{index}-{src.name}"
         (stage / "files").mkdir(exist_ok=True)
         shutil.copy2(src, stage / rel)
         repointed[key] = rel
-    cfg = copy.deepcopy(cfg)
+    cfg = copy.deepcopy(model.cfg)
     cfg.merge_from_dict(repointed)
-    cfg.dump(str(stage / f"{task}_config.py"))
+    cfg.dump(str(stage / f"{model.role}_config.py"))
     # A plain state dict with JSON-safe metadata: the server never needs arbitrary unpickling.
-    safe_meta = {k: v for k, v in meta.items() if isinstance(v, (str, int, float, bool))}
-    torch.save({"state_dict": state, "meta": safe_meta}, str(stage / f"{task}.pth"))
-    shutil.copytree(PACKAGE_DIR, stage / PACKAGE_DIR.name,
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    manifest = ModelDirManifest(task=task, models={
-        task: ModelFiles(config=f"{task}_config.py", checkpoint=f"{task}.pth", files=repointed)})
-    (stage / MANIFEST_NAME).write_text(manifest.to_json())
+    safe_meta = {k: v for k, v in model.meta.items() if isinstance(v, (str, int, float, bool))}
+    torch.save({"state_dict": model.state, "meta": safe_meta}, str(stage / f"{model.role}.pth"))
+    return ModelFiles(config=f"{model.role}_config.py", checkpoint=f"{model.role}.pth",
+                      files=repointed)
 
 
-def write_model_config(path: Path, spec: ArchiveSpec) -> None:
+def write_model_config(path: Path, spec: ArchiveSpec, task: str) -> None:
     """The archive's model-config.yaml: TorchServe's per-model settings."""
     import yaml
 
@@ -162,7 +197,7 @@ def write_model_config(path: Path, spec: ArchiveSpec) -> None:
         "batchSize": spec.batch_size,
         "maxBatchDelay": spec.max_batch_delay_ms,
         "responseTimeout": spec.response_timeout_s,
-        "handler": {"max_image_pixels": spec.max_image_pixels},
+        "handler": {"task": task, "max_image_pixels": spec.max_image_pixels},
     }
     if spec.device_type:
         config["deviceType"] = spec.device_type

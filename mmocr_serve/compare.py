@@ -31,6 +31,8 @@ def compare(expected: dict, served: dict, coord_tol: float = COORD_TOL,
     """Compare two wire-format dicts (``results`` module) of the same task."""
     if "boundary_result" in expected:
         return _compare_detection(expected, served, coord_tol, score_tol)
+    if "result" in expected:
+        return _compare_ocr(expected, served, coord_tol, score_tol)
     return _compare_recognition(expected, served, score_tol)
 
 
@@ -71,4 +73,28 @@ def _compare_recognition(expected: dict, served: dict, score_tol: float) -> Comp
     result.max_score_diff = abs(expected["score"] - served.get("score", float("nan")))
     if not result.max_score_diff <= score_tol:
         result.problems.append(f"scores differ by {result.max_score_diff:.6g} > {score_tol}")
+    return result
+
+
+def _compare_ocr(expected: dict, served: dict, coord_tol: float, score_tol: float) -> Comparison:
+    """End-to-end answers: the boxes as detections, then each box's text and text score."""
+    exp, got = expected["result"], served.get("result")
+    if got is None:
+        result = Comparison("ocr", count_expected=len(exp))
+        result.problems.append(f"served answer has no result: {served}")
+        return result
+    as_boxes = [{"boundary_result": [[*i["box"], i["box_score"]] for i in items]}
+                for items in (exp, got)]
+    result = _compare_detection(*as_boxes, coord_tol, score_tol)
+    result.kind = "ocr"
+    if result.count_served != result.count_expected:
+        return result
+    for i, (e, g) in enumerate(zip(exp, got)):
+        if e["text"] != g.get("text"):
+            result.text_equal = False
+            result.problems.append(f"box {i}: text {g.get('text')!r} served, {e['text']!r} expected")
+        diff = abs(e["text_score"] - g.get("text_score", float("nan")))
+        if not diff <= score_tol:
+            result.problems.append(f"box {i}: text scores differ by {diff:.6g} > {score_tol}")
+        result.max_score_diff = max(result.max_score_diff, diff)
     return result

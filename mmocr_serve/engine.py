@@ -14,11 +14,13 @@ import numpy as np
 
 from .decode import DEFAULT_MAX_PIXELS, decode_image
 from .errors import InferenceError, ServeError
-from .results import DetectionResult, Recognition
+from .options import NO_OPTIONS, RequestOptions, split_request
+from .results import DetectionResult, OCRItem, OCRResult, Recognition, readtext_score
 
 logger = logging.getLogger(__name__)
 
-Result = Union[DetectionResult, Recognition]
+OCR = "ocr"  # the task of an archive with a detector and a recognizer
+Result = Union[DetectionResult, Recognition, OCRResult]
 
 
 def test_pipeline(cfg) -> list:
@@ -62,20 +64,35 @@ class ModelRunner:
             self.transforms = Compose(replace_ImageToTensor(steps[1:]))
         self.device = next(model.parameters()).device
 
-    def predict(self, image: np.ndarray) -> Result:
-        """Run one decoded image through the pipeline and the model."""
-        raw = self._forward([self._prepare(image)])[0]
+    def predict(self, image: np.ndarray, from_array: bool = False) -> Result:
+        """Run one decoded image through the pipeline and the model.
+
+        ``from_array`` feeds the image as ``model_inference`` feeds an ndarray
+        (``LoadImageFromNdarray``), which is how ``readtext`` feeds crops.
+        """
+        raw = self.predict_raw(image, from_array)
         if self.task == "det":
             return DetectionResult.from_mmocr(raw)
         return Recognition.from_mmocr(raw)
 
+    def predict_raw(self, image: np.ndarray, from_array: bool = False) -> dict:
+        """The model's own result dict for one image."""
+        prepare = self._prepare_array if from_array else self._prepare
+        return self._forward([self.transforms(prepare(image))])[0]
+
     def _prepare(self, image: np.ndarray) -> dict:
         # The fields LoadImageFromFile sets, without a file.
         img = image.astype(np.float32) if self.to_float32 else image
-        data = dict(img_info=dict(width=img.shape[1], height=img.shape[0]), img_prefix=None,
+        return dict(img_info=dict(width=img.shape[1], height=img.shape[0]), img_prefix=None,
                     ann_info=None, bbox_fields=[], filename=None, ori_filename=None, img=img,
                     img_shape=img.shape, ori_shape=img.shape, img_fields=["img"])
-        return self.transforms(data)
+
+    def _prepare_array(self, image: np.ndarray) -> dict:
+        from mmocr.datasets.pipelines import LoadImageFromNdarray
+
+        load = LoadImageFromNdarray(color_type=self.image_flag, to_float32=self.to_float32)
+        return load(dict(img=image, ann_info=None, bbox_fields=[],
+                         img_info=dict(width=image.shape[1], height=image.shape[0])))
 
     def _forward(self, datas: List[dict]) -> list:
         import torch
@@ -99,39 +116,68 @@ class ModelRunner:
 
 
 class OCREngine:
-    """A detector or a recognizer behind one ``predict`` that never fails a whole batch."""
+    """A detector, a recognizer, or both (end-to-end OCR) behind one ``predict``.
+
+    ``predict_payloads`` never fails a whole batch: each request gets its result or error.
+    """
 
     def __init__(self, detector: Optional[ModelRunner] = None,
                  recognizer: Optional[ModelRunner] = None, options: Optional[dict] = None):
-        if (detector is None) == (recognizer is None):
-            raise ValueError("give exactly one of detector and recognizer")
-        self.runner = detector or recognizer
-        self.task = self.runner.task
+        if detector is None and recognizer is None:
+            raise ValueError("give a detector, a recognizer, or both")
+        self.detector, self.recognizer = detector, recognizer
+        self.task = OCR if detector and recognizer else (detector or recognizer).task
         self.options = dict(options or {})
         self.max_pixels = int(self.options.get("max_image_pixels", DEFAULT_MAX_PIXELS))
 
+    @property
+    def accepts_options(self) -> bool:
+        return self.detector is not None
+
     def decode(self, payload: Any) -> np.ndarray:
-        """Decode one request payload the way this engine's model reads image files."""
-        return decode_image(payload, flag=self.runner.image_flag,
-                            channel_order=self.runner.channel_order,
+        """Decode one request payload the way in-process MMOCR reads the image file.
+
+        A single model reads it with its own loading step's flag; end-to-end OCR reads it
+        as ``readtext`` does (``mmcv.imread``: colour, EXIF orientation applied).
+        """
+        runner = self.detector or self.recognizer
+        flag = "color" if self.task == OCR else runner.image_flag
+        return decode_image(payload, flag=flag, channel_order=runner.channel_order,
                             max_pixels=self.max_pixels)
 
-    def predict(self, image: np.ndarray) -> Result:
+    def predict(self, image: np.ndarray, options: RequestOptions = NO_OPTIONS) -> Result:
         """One image -> its result.
 
         Raises:
-            InferenceError: the model failed on this image.
+            InferenceError: a model failed on this image.
         """
         try:
-            return self.runner.predict(image)
+            if self.task == OCR:
+                return self._read_text(image, options)
+            if self.detector:
+                return self.detector.predict(image).select(options.score_thr, options.order)
+            return self.recognizer.predict(image)
         except ServeError:
             raise
         except Exception as err:
             logger.exception("inference failed on a %s image", getattr(image, "shape", "?"))
             raise InferenceError(f"inference failed: {type(err).__name__}: {err}") from None
 
+    def _read_text(self, image: np.ndarray, options: RequestOptions) -> OCRResult:
+        """Detect, crop and recognise as MMOCR 0.6.3's ``readtext`` does (batch_mode off)."""
+        from mmocr.datasets.pipelines.crop import crop_img
+
+        detected = self.detector.predict(image, from_array=True)
+        items = []
+        for inst in detected.select(options.score_thr, options.order).instances:
+            crop = crop_img(image, readtext_crop_box(inst.polygon))
+            raw = self.recognizer.predict_raw(crop, from_array=True)
+            items.append(OCRItem(box=[round(v) for v in inst.polygon], box_score=inst.score,
+                                 text=str(raw["text"]), text_score=readtext_score(raw)))
+        return OCRResult(items)
+
     def predict_payloads(self, payloads: Sequence[Any]) -> List[Union[Result, ServeError]]:
-        """Decode and predict each payload; a failure fills its own slot only.
+        """Decode and predict each request row; a failure fills its own slot only.
 
         Returns:
             One entry per payload, in order: a result, or the ``ServeError`` it raised.
@@ -139,7 +185,17 @@ class OCREngine:
         out: List[Union[Result, ServeError]] = []
         for payload in payloads:
             try:
-                out.append(self.predict(self.decode(payload)))
+                image_payload, options = split_request(payload, self.accepts_options)
+                out.append(self.predict(self.decode(image_payload), options))
             except ServeError as err:
                 out.append(err)
         return out
+
+
+def readtext_crop_box(polygon: List[float]) -> List[float]:
+    """The quadrilateral ``readtext`` crops: the polygon's own four corners, or, for a
+    polygon of more than four points, its axis-aligned bounding rectangle."""
+    if len(polygon) <= 8:
+        return list(polygon[:8])
+    xs, ys = polygon[0::2], polygon[1::2]
+    return [min(xs), min(ys), max(xs), min(ys), max(xs), max(ys), min(xs), max(ys)]

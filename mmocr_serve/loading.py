@@ -11,8 +11,7 @@ from typing import Dict, List, Optional, Tuple
 
 from .errors import ConversionError, ModelLoadError, UntrustedCheckpoint
 
-DET, RECOG = "det", "recog"
-TASKS = (DET, RECOG)
+DET, RECOG, OCR = "det", "recog", "ocr"  # OCR: a detector and a recognizer
 MANIFEST_NAME = "mmocr-serve.json"
 MANIFEST_FORMAT = 1
 
@@ -184,8 +183,11 @@ def build_model(cfg, device: str = "cpu"):
     import mmocr.datasets  # noqa: F401  (registers pipeline classes used by inference)
     from mmocr.apis import init_detector
 
+    from mmocr.utils.model import revert_sync_batchnorm
+
     try:
-        return init_detector(cfg, checkpoint=None, device=device)
+        # SyncBN cannot run outside distributed training; readtext reverts it the same way.
+        return revert_sync_batchnorm(init_detector(cfg, checkpoint=None, device=device))
     except Exception as err:
         raise ConversionError(f"cannot build model {cfg.model.get('type')}: {err}") from None
 

@@ -8,6 +8,12 @@ Recognition, one JSON object per image::
 
     {"text": "hello", "score": 0.93, "char_scores": [0.9, ...]}
 
+End-to-end (detect, crop, recognise), one JSON object per image, as MMOCR's ``readtext``
+gives it (box corners rounded to integers)::
+
+    {"result": [{"box": [x1, y1, ..., xn, yn], "box_score": 0.87,
+                 "text": "hello", "text_score": 0.93}, ...]}
+
 ``score`` is one float: the mean of the per-character scores when the model gives them
 (``0.0`` for an empty text), or the model's own float. ``char_scores`` is present only
 when the model gives per-character scores. Errors are ``{"code", "type", "message"}``
@@ -49,6 +55,33 @@ class DetectionResult:
     def to_dict(self) -> dict:
         return {"boundary_result": [inst.to_list() for inst in self.instances]}
 
+    def select(self, score_thr: float = 0.0, order: str = "detector") -> "DetectionResult":
+        """Drop instances scoring below ``score_thr``; ``order="reading"`` sorts them."""
+        kept = [inst for inst in self.instances if inst.score >= score_thr]
+        return DetectionResult(reading_order(kept) if order == "reading" else kept)
+
+
+def reading_order(instances: List[TextInstance]) -> List[TextInstance]:
+    """Top-to-bottom in lines, left-to-right within a line.
+
+    Two instances share a line when their vertical centres differ by less than half the
+    smaller of their heights.
+    """
+    def extent(inst: TextInstance):
+        ys, xs = inst.polygon[1::2], inst.polygon[0::2]
+        return (min(ys) + max(ys)) / 2, max(ys) - min(ys), min(xs)
+
+    lines: List[List[TextInstance]] = []
+    for inst in sorted(instances, key=lambda i: extent(i)[0]):
+        centre, height, _ = extent(inst)
+        if lines:
+            last_centre, last_height, _ = extent(lines[-1][-1])
+            if abs(centre - last_centre) < min(height, last_height) / 2:
+                lines[-1].append(inst)
+                continue
+        lines.append([inst])
+    return [inst for line in lines for inst in sorted(line, key=lambda i: extent(i)[2])]
+
 
 @dataclass(frozen=True)
 class Recognition:
@@ -73,3 +106,35 @@ class Recognition:
         if self.char_scores is not None:
             out["char_scores"] = self.char_scores
         return out
+
+
+@dataclass(frozen=True)
+class OCRItem:
+    """One text region with the text read from its crop (a ``readtext`` result entry)."""
+
+    box: List[int]
+    box_score: float
+    text: str
+    text_score: float
+
+    def to_dict(self) -> dict:
+        return {"box": self.box, "box_score": self.box_score, "text": self.text,
+                "text_score": self.text_score}
+
+
+@dataclass(frozen=True)
+class OCRResult:
+    """Every text region of one image with its text, in the order asked for."""
+
+    items: List[OCRItem] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"result": [item.to_dict() for item in self.items]}
+
+
+def readtext_score(raw: dict) -> float:
+    """``readtext``'s text score: per-character scores summed over max(1, len(text))."""
+    score = raw.get("score", 0.0)
+    if isinstance(score, (list, tuple)):
+        return float(sum(score) / max(1, len(raw["text"])))
+    return float(score)

@@ -34,7 +34,7 @@ def recog_checkpoint(workdir) -> Path:
 
 @pytest.fixture(scope="session")
 def model_store(workdir, det_checkpoint, recog_checkpoint) -> Path:
-    """dbnet.mar and crnn.mar, built by the converter's own function."""
+    """dbnet.mar, crnn.mar and ocr.mar (both), built by the converter's own function."""
     from mmocr_serve.archive import ArchiveSpec, build_archive
 
     store = workdir / "model-store"
@@ -42,6 +42,9 @@ def model_store(workdir, det_checkpoint, recog_checkpoint) -> Path:
                                ("crnn", RECOG_CONFIG, recog_checkpoint)):
         build_archive(ArchiveSpec(config=config, checkpoint=str(ckpt), output_folder=str(store),
                                   model_name=name, batch_size=4, max_batch_delay_ms=100))
+    build_archive(ArchiveSpec(config=DET_CONFIG, checkpoint=str(det_checkpoint),
+                              recog_config=RECOG_CONFIG, recog_checkpoint=str(recog_checkpoint),
+                              output_folder=str(store), model_name="ocr", batch_size=4))
     return store
 
 
@@ -99,11 +102,35 @@ def reference_model():
 
 
 @pytest.fixture(scope="session")
+def ocr_model_dir(model_store, workdir) -> Path:
+    return unpack(model_store / "ocr.mar", workdir / "unpacked" / "ocr")
+
+
+@pytest.fixture(scope="session")
+def readtext(det_checkpoint, recog_checkpoint):
+    """MMOCR 0.6.3's own end-to-end OCR with the same configs and checkpoints."""
+    from mmocr.utils.ocr import MMOCR
+
+    from mmocr_serve.loading import resolve_config_path
+
+    ocr = MMOCR(det="DB_r18", recog="CRNN", det_config=str(resolve_config_path(DET_CONFIG)),
+                det_ckpt=str(det_checkpoint), recog_config=str(resolve_config_path(RECOG_CONFIG)),
+                recog_ckpt=str(recog_checkpoint), device="cpu")
+
+    def run(path) -> dict:
+        result = ocr.readtext(str(path), details=True)[0]
+        return {"result": result["result"]}
+
+    return run
+
+
+@pytest.fixture(scope="session")
 def torchserve(model_store, workdir):
     """A real TorchServe (Java frontend, Python workers) on free loopback ports."""
     from mmocr_serve.server import TorchServeProcess
 
-    server = TorchServeProcess(model_store=model_store, models=["dbnet=dbnet.mar", "crnn=crnn.mar"],
+    server = TorchServeProcess(model_store=model_store,
+                               models=["dbnet=dbnet.mar", "crnn=crnn.mar", "ocr=ocr.mar"],
                                workdir=workdir / "torchserve")
     server.start(timeout_s=300)
     yield server

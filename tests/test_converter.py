@@ -122,8 +122,8 @@ def test_missing_dict_file_is_named_then_packed_when_given(tmp_path):
     assert result.returncode == 0, result.stderr
     summary = archive_summary(tmp_path / "out" / "sar_cn.mar")
     packed = summary["manifest"]["models"]["recog"]["files"]
-    assert packed == {"model.label_convertor.dict_file": "files/0-my_dict.txt"}
-    assert "files/0-my_dict.txt" in summary["files"]
+    assert packed == {"model.label_convertor.dict_file": "files/recog-0-my_dict.txt"}
+    assert "files/recog-0-my_dict.txt" in summary["files"]
 
 
 class RunsCode:

@@ -43,7 +43,7 @@ def recog_handler(recog_model_dir):
 
 def test_cpu_worker_gets_cpu_device(det_handler):
     assert det_handler.device == "cpu"
-    assert str(det_handler.engine.runner.device) == "cpu"
+    assert str(det_handler.engine.detector.device) == "cpu"
 
 
 def test_detection_batch_with_a_corrupt_image(det_handler, image_files, det_checkpoint,

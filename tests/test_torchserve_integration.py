@@ -115,6 +115,6 @@ def test_large_image_is_accepted_above_the_default_request_limit(torchserve):
 def test_server_settings_from_config_properties(torchserve):
     """Model registration through the API is off; the management API lists both models."""
     models = requests.get(f"{torchserve.management_url}/models", timeout=10).json()["models"]
-    assert sorted(m["modelName"] for m in models) == ["crnn", "dbnet"]
+    assert sorted(m["modelName"] for m in models) == ["crnn", "dbnet", "ocr"]
     register = requests.post(f"{torchserve.management_url}/models?url=dbnet.mar", timeout=10)
     assert register.status_code == 405

@@ -1,4 +1,5 @@
-"""Convert an MMOCR 0.x text detector or recognizer (config + checkpoint) to a TorchServe .mar."""
+"""Convert an MMOCR 0.x text detector or recognizer (config + checkpoint), or a detector and a
+recognizer together (end-to-end OCR), to a TorchServe .mar archive."""
 
 from __future__ import annotations
 
@@ -30,6 +31,12 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("-f", "--force", action="store_true", help="overwrite an existing archive")
     parser.add_argument("--cfg-options", nargs="+", default=[], metavar="KEY=VALUE",
                         help="override config keys, e.g. model.label_convertor.dict_file=dict.txt")
+    e2e = parser.add_argument_group("end-to-end OCR (detect, crop, recognise in one request)")
+    e2e.add_argument("--recog-config", default=None,
+                     help="a text recognizer's config; CONFIG is then the detector's")
+    e2e.add_argument("--recog-checkpoint", default=None, help="the recognizer's checkpoint")
+    e2e.add_argument("--recog-cfg-options", nargs="+", default=[], metavar="KEY=VALUE",
+                     help="override keys of the recognizer's config")
     parser.add_argument("--trust-checkpoint", action="store_true",
                         help="allow a checkpoint that needs arbitrary unpickling (runs its code)")
     group = parser.add_argument_group("model-config.yaml (TorchServe per-model settings)")
@@ -64,6 +71,8 @@ def spec_from_args(args: argparse.Namespace) -> ArchiveSpec:
         config=args.config, checkpoint=args.checkpoint, output_folder=args.output_folder,
         model_name=args.model_name, model_version=args.model_version, force=args.force,
         cfg_options=parse_cfg_options(args.cfg_options), trust_checkpoint=args.trust_checkpoint,
+        recog_config=args.recog_config, recog_checkpoint=args.recog_checkpoint,
+        recog_cfg_options=parse_cfg_options(args.recog_cfg_options),
         workers=args.workers, batch_size=args.batch_size,
         max_batch_delay_ms=args.max_batch_delay, response_timeout_s=args.response_timeout,
         device_type=args.device_type, max_image_pixels=args.max_image_pixels)

@@ -1,0 +1,152 @@
+"""End-to-end OCR archives (detect, crop, recognise) and per-request options."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import requests
+
+from conftest import DET_CONFIG, RECOG_CONFIG
+from fake_context import FakeContext
+from mmocr_serve.compare import compare
+from mmocr_serve.errors import InvalidOption
+from mmocr_serve.options import RequestOptions, parse_options, split_request
+from mmocr_serve.results import DetectionResult, TextInstance, reading_order
+
+CLI = Path(__file__).resolve().parents[1] / "tools" / "deployment" / "mmocr2torchserve.py"
+
+
+def box(x, y, w=10, h=10):
+    return TextInstance([x, y, x + w, y, x + w, y + h, x, y + h], 0.9)
+
+
+def test_reading_order_lines_then_left_to_right():
+    a, b, c, d = box(50, 0), box(0, 2), box(30, 40), box(5, 42)
+    assert reading_order([a, c, b, d]) == [b, a, d, c]
+
+
+def test_select_threshold_keeps_equal_scores():
+    det = DetectionResult([TextInstance([0, 0, 1, 0, 1, 1, 0, 1], 0.5),
+                           TextInstance([0, 0, 1, 0, 1, 1, 0, 1], 0.4)])
+    assert [i.score for i in det.select(0.5).instances] == [0.5]
+
+
+@pytest.mark.parametrize("raw,expected", [
+    ({}, RequestOptions()),
+    ({"score_thr": b"0.3"}, RequestOptions(score_thr=0.3)),
+    ({"score_thr": 1, "order": "reading"}, RequestOptions(score_thr=1.0, order="reading")),
+])
+def test_options_parse(raw, expected):
+    assert parse_options(raw, accepts_options=True) == expected
+
+
+@pytest.mark.parametrize("raw,message", [
+    ({"threshold": "0.3"}, "unknown option(s) threshold"),
+    ({"score_thr": "abc"}, "score_thr must be a number from 0 to 1"),
+    ({"score_thr": "1.5"}, "score_thr must be a number from 0 to 1"),
+    ({"score_thr": "nan"}, "score_thr must be a number from 0 to 1"),
+    ({"order": "random"}, "order must be one of detector, reading"),
+])
+def test_bad_options_are_named(raw, message):
+    with pytest.raises(InvalidOption, match=message.replace("(", r"\(").replace(")", r"\)")):
+        parse_options(raw, accepts_options=True)
+
+
+def test_recognizer_takes_no_options():
+    with pytest.raises(InvalidOption, match="none for a recognizer"):
+        parse_options({"score_thr": "0.1"}, accepts_options=False)
+
+
+def test_split_request_finds_options_in_json_and_query():
+    payload, options = split_request({"body": {"data": "abc", "order": "reading"}}, True)
+    assert payload == {"body": {"data": "abc"}} and options.order == "reading"
+    payload, options = split_request({"body": b"img", "score_thr": bytearray(b"0.2")}, True)
+    assert payload == {"body": b"img"} and options.score_thr == 0.2
+    payload, options = split_request({"upload": b"image bytes", "order": b"reading",
+                                      "model_name": b"ocr"}, True)
+    assert payload == {"upload": b"image bytes"} and options.order == "reading"
+    with pytest.raises(InvalidOption, match="foo"):
+        split_request({"upload": b"image bytes", "foo": b"1"}, True)
+
+
+def test_converter_refuses_recognizer_as_detector(tmp_path, det_checkpoint, recog_checkpoint):
+    result = subprocess.run(
+        [sys.executable, str(CLI), RECOG_CONFIG, str(recog_checkpoint), "--recog-config",
+         DET_CONFIG, "--recog-checkpoint", str(det_checkpoint), "--output-folder", str(tmp_path)],
+        capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1
+    assert "needs a text detector then a text recognizer" in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_e2e_archive_holds_both_models(model_store):
+    from mmocr_serve.archive import archive_summary
+
+    summary = archive_summary(model_store / "ocr.mar")
+    assert summary["manifest"]["task"] == "ocr"
+    assert set(summary["manifest"]["models"]) == {"det", "recog"}
+    assert {"det.pth", "recog.pth", "det_config.py", "recog_config.py"} <= set(summary["files"])
+
+
+def test_handler_equals_readtext(ocr_model_dir, image_files, readtext):
+    from test_handler import load_handler_class
+
+    handler = load_handler_class(ocr_model_dir)()
+    handler.initialize(FakeContext(ocr_model_dir))
+    names = ["scene.jpg", "scene.png"]
+    ctx = FakeContext(ocr_model_dir)
+    out = handler.handle([{"body": image_files[n].read_bytes()} for n in names]
+                         + [{"body": b"junk"}], ctx)
+    json.dumps(out)
+    assert ctx.statuses == {2: (400, "InvalidImage")}
+    for name, served in zip(names, out):
+        expected = readtext(image_files[name])
+        assert expected["result"], "the reference found no text: the comparison would be empty"
+        diff = compare(expected, served)
+        assert diff.ok, diff.problems
+        assert [i["box"] for i in served["result"]] == [i["box"] for i in expected["result"]]
+
+
+@pytest.mark.integration
+def test_served_e2e_equals_readtext(torchserve, image_files, readtext):
+    url = f"{torchserve.inference_url}/predictions/ocr"
+    for name in ("scene.jpg", "scene.png"):
+        response = requests.post(url, data=image_files[name].read_bytes(), timeout=300)
+        assert response.status_code == 200, response.text
+        served = response.json()
+        expected = readtext(image_files[name])
+        diff = compare(expected, served)
+        assert diff.ok, diff.problems
+        assert [i["text"] for i in served["result"]] == [i["text"] for i in expected["result"]]
+
+
+@pytest.mark.integration
+def test_served_options_by_query_form_and_json(torchserve, image_files):
+    import base64
+
+    base = torchserve.inference_url
+    data = image_files["scene.jpg"].read_bytes()
+    empty = requests.post(f"{base}/invocations?model_name=ocr&score_thr=1.0", data=data,
+                          timeout=300)
+    assert empty.status_code == 200 and empty.json() == {"result": []}
+    form = requests.post(f"{base}/predictions/ocr", files={"upload": data},
+                         data={"score_thr": "1.0"}, timeout=300)
+    assert form.status_code == 200 and form.json() == {"result": []}
+    ordered = requests.post(f"{base}/predictions/ocr", timeout=300,
+                            json={"data": base64.b64encode(data).decode(), "order": "reading",
+                                  "score_thr": 0.1})
+    assert ordered.status_code == 200 and "result" in ordered.json()
+    for kwargs, text in (({"data": {"threshold": "1"}}, "unknown option(s) threshold"),
+                         ({"data": {"score_thr": "abc"}}, "score_thr must be a number")):
+        bad = requests.post(f"{base}/predictions/ocr", files={"image": data}, timeout=60,
+                            **kwargs)
+        assert bad.status_code == 400 and bad.json()["type"] == "InvalidOption"
+        assert text in bad.json()["message"]
+    det = requests.post(f"{base}/predictions/dbnet", files={"image": data},
+                        data={"score_thr": "1.0"}, timeout=300)
+    assert det.status_code == 200 and det.json() == {"boundary_result": []}
+    recog = requests.post(f"{base}/invocations?model_name=crnn&score_thr=0.5",
+                          data=image_files["word.png"].read_bytes(), timeout=60)
+    assert recog.status_code == 400 and "none for a recognizer" in recog.json()["message"]
