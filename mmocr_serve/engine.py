@@ -14,7 +14,7 @@ import numpy as np
 
 from .decode import DEFAULT_MAX_PIXELS, decode_image
 from .errors import InferenceError, ServeError
-from .options import NO_OPTIONS, RequestOptions, split_request
+from .options import NO_OPTIONS, RequestOptions, parse_options, split_request
 from .results import DetectionResult, OCRItem, OCRResult, Recognition, readtext_score
 
 logger = logging.getLogger(__name__)
@@ -185,8 +185,9 @@ class OCREngine:
         out: List[Union[Result, ServeError]] = []
         for payload in payloads:
             try:
-                image_payload, options = split_request(payload, self.accepts_options)
-                out.append(self.predict(self.decode(image_payload), options))
+                image_payload, raw_options = split_request(payload)
+                image = self.decode(image_payload)  # a missing image is named before options
+                out.append(self.predict(image, parse_options(raw_options, self.accepts_options)))
             except ServeError as err:
                 out.append(err)
         return out

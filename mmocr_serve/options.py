@@ -35,17 +35,15 @@ NO_OPTIONS = RequestOptions()
 KNOWN = ("score_thr", "order")
 
 
-def split_request(row: Any, accepts_options: bool) -> Tuple[Any, RequestOptions]:
-    """Separate a request row into its image payload and its validated options.
+def split_request(row: Any) -> Tuple[Any, Dict[str, Any]]:
+    """Separate a request row into its image payload and its raw options.
 
     The image is the ``body``, ``data`` or ``image`` field, or else (a multipart upload
     with another field name) the largest bytes field; every other field is an option.
 
-    Raises:
-        InvalidOption: an unknown option, a bad value, or any option for a recognizer.
     """
     if not isinstance(row, Mapping):
-        return row, NO_OPTIONS
+        return row, {}
     image_keys = [k for k in IMAGE_FIELDS if k in row][:1]
     if not image_keys:
         files = [k for k, v in row.items() if isinstance(v, (bytes, bytearray))]
@@ -53,13 +51,19 @@ def split_request(row: Any, accepts_options: bool) -> Tuple[Any, RequestOptions]
     payload = {k: row[k] for k in image_keys}
     raw = {k: v for k, v in row.items() if k not in image_keys and k not in ROUTING_FIELDS}
     body = payload.get("body")
-    if isinstance(body, Mapping):  # a JSON body: its non-image keys are options too
+    if isinstance(body, Mapping) and any(k in body for k in IMAGE_FIELDS):
+        # a JSON body: its non-image keys are options too
         payload["body"] = {k: v for k, v in body.items() if k in IMAGE_FIELDS}
         raw.update({k: v for k, v in body.items() if k not in IMAGE_FIELDS})
-    return payload, parse_options(raw, accepts_options)
+    return payload, raw
 
 
 def parse_options(raw: Mapping[str, Any], accepts_options: bool) -> RequestOptions:
+    """Validate raw options.
+
+    Raises:
+        InvalidOption: an unknown option, a bad value, or any option for a recognizer.
+    """
     unknown = sorted(set(raw) - set(KNOWN)) if accepts_options else sorted(raw)
     if unknown:
         known = ", ".join(KNOWN) if accepts_options else "none for a recognizer"

@@ -60,15 +60,15 @@ def test_recognizer_takes_no_options():
 
 
 def test_split_request_finds_options_in_json_and_query():
-    payload, options = split_request({"body": {"data": "abc", "order": "reading"}}, True)
-    assert payload == {"body": {"data": "abc"}} and options.order == "reading"
-    payload, options = split_request({"body": b"img", "score_thr": bytearray(b"0.2")}, True)
-    assert payload == {"body": b"img"} and options.score_thr == 0.2
-    payload, options = split_request({"upload": b"image bytes", "order": b"reading",
-                                      "model_name": b"ocr"}, True)
-    assert payload == {"upload": b"image bytes"} and options.order == "reading"
+    payload, raw = split_request({"body": {"data": "abc", "order": "reading"}})
+    assert payload == {"body": {"data": "abc"}} and raw == {"order": "reading"}
+    payload, raw = split_request({"body": b"img", "score_thr": bytearray(b"0.2")})
+    assert payload == {"body": b"img"} and parse_options(raw, True).score_thr == 0.2
+    payload, raw = split_request({"upload": b"image bytes", "order": b"reading",
+                                  "model_name": b"ocr"})
+    assert payload == {"upload": b"image bytes"} and parse_options(raw, True).order == "reading"
     with pytest.raises(InvalidOption, match="foo"):
-        split_request({"upload": b"image bytes", "foo": b"1"}, True)
+        parse_options(split_request({"upload": b"image bytes", "foo": b"1"})[1], True)
 
 
 def test_converter_refuses_recognizer_as_detector(tmp_path, det_checkpoint, recog_checkpoint):
