@@ -34,11 +34,15 @@ def draw_comparison(image: np.ndarray, expected: dict, served: Optional[dict],
 def _panel(image: np.ndarray, result: dict, label: str) -> np.ndarray:
     img = image if image.ndim == 3 else cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
     img = img.copy()
-    for boundary in result.get("boundary_result", []):
-        points = np.asarray(boundary[:-1], dtype=np.float64).reshape(-1, 2)
+    polygons = [b[:-1] for b in result.get("boundary_result", [])]
+    polygons += [item["box"] for item in result.get("result", [])]
+    for polygon in polygons:
+        points = np.asarray(polygon, dtype=np.float64).reshape(-1, 2)
         cv2.polylines(img, [np.round(points).astype(np.int32)], True, (0, 0, 255), 2)
     if "boundary_result" in result:
         caption = f"{len(result['boundary_result'])} boxes"
+    elif "result" in result:
+        caption = " | ".join(item["text"] for item in result["result"]) or "no text"
     elif "text" in result:
         caption = f"{result['text']}  ({result.get('score', 0.0):.3f})"
     else:

@@ -75,3 +75,13 @@ def test_server_error_is_exit_2_with_its_message(torchserve, image_files, recog_
                    "--inference-addr", addr(torchserve))
     assert result.returncode == 2
     assert "HTTP 404" in result.stdout
+
+
+def test_end_to_end_archive_matches_readtext(torchserve, image_files, det_checkpoint,
+                                             recog_checkpoint, tmp_path):
+    result = check(image_files["scene.jpg"], DET_CONFIG, det_checkpoint, "ocr",
+                   "--recog-config", RECOG_CONFIG, "--recog-checkpoint", recog_checkpoint,
+                   "--inference-addr", addr(torchserve), "--out-dir", tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 of 1 images match" in result.stdout
+    assert (tmp_path / "scene.jpg.png").is_file()

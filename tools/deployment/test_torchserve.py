@@ -39,6 +39,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     auth.add_argument("--key-file", help="TorchServe's key_file.json (its inference key is used)")
     parser.add_argument("--out-dir", help="write one side-by-side PNG per image here")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds per request")
+    parser.add_argument("--recog-config", help="end-to-end archives: the recognizer's config "
+                        "(CONFIG and CHECKPOINT are then the detector's)")
+    parser.add_argument("--recog-checkpoint", help="end-to-end archives: the recognizer's checkpoint")
     parser.add_argument("--trust-checkpoint", action="store_true",
                         help="allow a checkpoint that needs arbitrary unpickling")
     return parser.parse_args(argv)
@@ -51,7 +54,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                      device=args.device, score_thr=args.score_thr, coord_tol=args.coord_tol,
                      score_tol=args.score_tol, token=args.token, key_file=args.key_file,
                      out_dir=args.out_dir, timeout_s=args.timeout,
-                     trust_checkpoint=args.trust_checkpoint)
+                     trust_checkpoint=args.trust_checkpoint, recog_config=args.recog_config,
+                     recog_checkpoint=args.recog_checkpoint)
     try:
         return run_check(spec)
     except (ServeError, FileNotFoundError) as err:
