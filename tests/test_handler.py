@@ -104,3 +104,24 @@ def test_pixel_limit_from_model_config(recog_model_dir, image_files):
     ctx = FakeContext(recog_model_dir)
     out = handler.handle([{"body": image_files["word.png"].read_bytes()}], ctx)
     assert out[0]["type"] == "ImageTooLarge" and ctx.statuses[0][0] == 413
+
+
+@pytest.mark.parametrize("task", ["det", "recog"])
+def test_exif_orientation_as_in_process(task, det_handler, recog_handler, det_checkpoint,
+                                        recog_checkpoint, reference_model, tmp_path):
+    """DBNet's config ignores EXIF orientation, CRNN's applies it; served follows each."""
+    from mmocr.apis import model_inference
+
+    from images import jpeg_with_orientation, text_image
+
+    handler, config, ckpt, size = ((det_handler, DET_CONFIG, det_checkpoint, (320, 200))
+                                   if task == "det" else
+                                   (recog_handler, RECOG_CONFIG, recog_checkpoint, (120, 32)))
+    path = tmp_path / "rotated.jpg"
+    path.write_bytes(jpeg_with_orientation(text_image("EXIF", size), orientation=6))
+    out = handler.handle([{"body": path.read_bytes()}],
+                         FakeContext(handler.context.system_properties["model_dir"]))
+    raw = model_inference(reference_model(config, ckpt), str(path))
+    expected = (DetectionResult if task == "det" else Recognition).from_mmocr(raw).to_dict()
+    diff = compare(expected, out[0])
+    assert diff.ok, diff.problems
