@@ -13,7 +13,7 @@ from typing import Any, List, Optional, Sequence, Union
 import numpy as np
 
 from .decode import DEFAULT_MAX_PIXELS, decode_image
-from .errors import InferenceError, ServeError
+from .errors import InferenceError, ServeError, UnprocessableImage
 from .options import NO_OPTIONS, RequestOptions, parse_options, split_request
 from .results import DetectionResult, OCRItem, OCRResult, Recognition, readtext_score
 
@@ -78,7 +78,13 @@ class ModelRunner:
     def predict_raw(self, image: np.ndarray, from_array: bool = False) -> dict:
         """The model's own result dict for one image."""
         prepare = self._prepare_array if from_array else self._prepare
-        return self._forward([self.transforms(prepare(image))])[0]
+        try:
+            data = self.transforms(prepare(image))
+        except Exception as err:  # the input, not the server, is at fault
+            raise UnprocessableImage(
+                f"the model's preprocessing cannot take this {image.shape[1]}x{image.shape[0]} "
+                f"image: {type(err).__name__}: {str(err).strip().splitlines()[-1]}") from None
+        return self._forward([data])[0]
 
     def _prepare(self, image: np.ndarray) -> dict:
         # The fields LoadImageFromFile sets, without a file.

@@ -60,6 +60,13 @@ class InvalidOption(BadRequest):
     kind = "InvalidOption"
 
 
+class UnprocessableImage(ServeError):
+    """A decoded image the model's own preprocessing cannot take (say 1 x 10000 pixels)."""
+
+    status = 422
+    kind = "UnprocessableImage"
+
+
 class InferenceError(ServeError):
     """The model failed on an input that was decoded correctly."""
 

@@ -125,3 +125,17 @@ def test_exif_orientation_as_in_process(task, det_handler, recog_handler, det_ch
     expected = (DetectionResult if task == "det" else Recognition).from_mmocr(raw).to_dict()
     diff = compare(expected, out[0])
     assert diff.ok, diff.problems
+
+
+def test_extreme_aspect_ratio_is_a_422_for_its_slot(det_handler, image_files):
+    from PIL import Image
+
+    from images import encode
+
+    strip = encode(Image.new("RGB", (1, 10000), (255, 255, 255)), "PNG")
+    ctx = FakeContext(det_handler.context.system_properties["model_dir"])
+    out = det_handler.handle([{"body": strip}, {"body": image_files["scene.jpg"].read_bytes()}],
+                             ctx)
+    assert out[0]["type"] == "UnprocessableImage" and ctx.statuses[0][0] == 422
+    assert "1x10000" in out[0]["message"]
+    assert "boundary_result" in out[1] and 1 not in ctx.statuses
