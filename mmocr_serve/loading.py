@@ -231,21 +231,34 @@ def load_engine(model_dir: str | os.PathLike, device: str = "cpu",
     Raises:
         ModelLoadError: the directory, its manifest or a model in it is unusable.
     """
-    from .engine import ModelRunner, OCREngine
-
     model_dir = Path(model_dir)
     manifest = ModelDirManifest.read(model_dir)
+    models = {role: (model_dir / files.config, model_dir / files.checkpoint,
+                     {key: str(model_dir / rel) for key, rel in files.files.items()})
+              for role, files in manifest.models.items()}
+    return engine_from_models(models, device, {**manifest.options, **(options or {})})
+
+
+def engine_from_models(models: Dict[str, tuple], device: str = "cpu",
+                       options: Optional[dict] = None, trust: bool = False):
+    """Build the engine from ``{"det"|"recog": (config, checkpoint[, cfg_options])}``.
+
+    Raises:
+        ModelLoadError: a model cannot be built or loaded, or is not of its role.
+    """
+    from .engine import ModelRunner, OCREngine
+
     runners = {}
-    for role, files in manifest.models.items():
-        repointed = {key: str(model_dir / rel) for key, rel in files.files.items()}
+    for role, (config, checkpoint, *rest) in models.items():
         try:
-            model = load_model(model_dir / files.config, model_dir / files.checkpoint,
-                               device=device, cfg_options=repointed)
+            model = load_model(config, checkpoint, device=device,
+                               cfg_options=rest[0] if rest else None, trust=trust)
         except ConversionError as err:
-            raise ModelLoadError(f"cannot load the {role} model from {model_dir}: {err.message}") from None
+            raise ModelLoadError(f"cannot load the {role} model: {err.message}") from None
         runners[role] = ModelRunner(model)
-    return OCREngine(detector=runners.get(DET), recognizer=runners.get(RECOG),
-                     options={**manifest.options, **(options or {})})
+        if runners[role].task != role:
+            raise ModelLoadError(f"{config} is a {runners[role].task} model, given as {role}")
+    return OCREngine(detector=runners.get(DET), recognizer=runners.get(RECOG), options=options)
 
 
 def save_random_checkpoint(config, path: str | os.PathLike, seed: int = 0,

@@ -76,9 +76,10 @@ build_mmcv() {
 }
 
 install_stack() {
-    step "MMOCR stack, TorchServe and test tools"
+    step "MMOCR stack, TorchServe, the AIGES SDK and test tools"
     "${PIP[@]}" install --progress-bar off -c "$CONSTRAINTS" --find-links "$(mmcv_wheel_dir)" \
-        -r "$ROOT/requirements/runtime.txt" -r "$ROOT/requirements/test.txt"
+        -r "$ROOT/requirements/runtime.txt" -r "$ROOT/requirements/aiges.txt" \
+        -r "$ROOT/requirements/test.txt"
 }
 
 check_stack() {

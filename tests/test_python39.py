@@ -7,7 +7,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNTIME = sorted((ROOT / "mmocr_serve").glob("*.py")) + [
-    ROOT / "tools" / "deployment" / "mmocr_handler.py"]
+    ROOT / "tools" / "deployment" / "mmocr_handler.py", ROOT / "wrapper.py"]
 
 
 @pytest.mark.parametrize("path", RUNTIME, ids=lambda p: p.name)
