@@ -130,7 +130,7 @@ def in_process_reference(spec: CheckSpec):
     """
     from mmocr.apis import model_inference
 
-    from .engine import test_pipeline
+    from .engine import resolved_test_pipeline
     from .loading import load_model, resolve_config_path
     from .results import DetectionResult, Recognition
 
@@ -152,7 +152,7 @@ def in_process_reference(spec: CheckSpec):
         typed = DetectionResult if "boundary_result" in raw else Recognition
         return typed.from_mmocr(raw).to_dict()
 
-    return reference, test_pipeline(model.cfg)[0].get("color_type", "color")
+    return reference, resolved_test_pipeline(model.cfg)[0].get("color_type", "color")
 
 
 def default_device() -> str:

@@ -14,16 +14,16 @@ import numpy as np
 
 from .decode import DEFAULT_MAX_PIXELS, decode_image
 from .errors import InferenceError, ServeError, UnprocessableImage
+from .loading import DET, OCR, RECOG
 from .options import NO_OPTIONS, RequestOptions, parse_options, split_request
 from .results import DetectionResult, OCRItem, OCRResult, Recognition, readtext_score
 
 logger = logging.getLogger(__name__)
 
-OCR = "ocr"  # the task of an archive with a detector and a recognizer
 Result = Union[DetectionResult, Recognition, OCRResult]
 
 
-def test_pipeline(cfg) -> list:
+def resolved_test_pipeline(cfg) -> list:
     """The test pipeline steps, resolved the way ``mmocr.apis.model_inference`` does."""
     from mmocr.utils import is_2dlist
 
@@ -49,12 +49,11 @@ class ModelRunner:
         from mmdet.datasets import replace_ImageToTensor
         from mmdet.datasets.pipelines import Compose
 
-        from .loading import DET, RECOG
         from mmocr.models.textdet.detectors import TextDetectorMixin
 
         self.model = model
         self.task = DET if isinstance(model, TextDetectorMixin) else RECOG
-        steps = test_pipeline(model.cfg)
+        steps = resolved_test_pipeline(model.cfg)
         load = steps[0]
         self.image_flag = load.get("color_type", "color")
         self.channel_order = load.get("channel_order", "bgr")
