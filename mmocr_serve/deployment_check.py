@@ -131,20 +131,13 @@ def in_process_reference(spec: CheckSpec):
     from mmocr.apis import model_inference
 
     from .engine import resolved_test_pipeline
-    from .loading import load_model, resolve_config_path
+    from .loading import load_model
     from .results import DetectionResult, Recognition
 
     device = spec.device or default_device()
     if spec.recog_config:
-        from mmocr.utils.ocr import MMOCR
-
-        # The names only pass MMOCR's check; the configs and checkpoints given are used.
-        ocr = MMOCR(det="DB_r18", recog="CRNN", device=device,
-                    det_config=str(resolve_config_path(spec.config)), det_ckpt=spec.checkpoint,
-                    recog_config=str(resolve_config_path(spec.recog_config)),
-                    recog_ckpt=spec.recog_checkpoint)
-        return (lambda image: {"result": ocr.readtext(str(image), details=True)[0]["result"]},
-                "color")
+        return readtext_reference(spec.config, spec.checkpoint, spec.recog_config,
+                                  spec.recog_checkpoint, device), "color"
     model = load_model(spec.config, spec.checkpoint, device=device, trust=spec.trust_checkpoint)
 
     def reference(image: Path) -> dict:
@@ -153,6 +146,21 @@ def in_process_reference(spec: CheckSpec):
         return typed.from_mmocr(raw).to_dict()
 
     return reference, resolved_test_pipeline(model.cfg)[0].get("color_type", "color")
+
+
+def readtext_reference(det_config: str, det_checkpoint: str, recog_config: str,
+                       recog_checkpoint: str, device: str = "cpu"):
+    """image path -> MMOCR 0.6.3's own ``readtext`` answer, in the wire format."""
+    from mmocr.utils.ocr import MMOCR
+
+    from .loading import resolve_config_path
+
+    # The names only pass MMOCR's check; the configs and checkpoints given are used.
+    ocr = MMOCR(det="DB_r18", recog="CRNN", device=device,
+                det_config=str(resolve_config_path(det_config)), det_ckpt=str(det_checkpoint),
+                recog_config=str(resolve_config_path(recog_config)),
+                recog_ckpt=str(recog_checkpoint))
+    return lambda image: {"result": ocr.readtext(str(image), details=True)[0]["result"]}
 
 
 def default_device() -> str:

@@ -49,6 +49,7 @@ class ModelRunner:
         from mmdet.datasets import replace_ImageToTensor
         from mmdet.datasets.pipelines import Compose
 
+        from mmocr.datasets.pipelines import LoadImageFromNdarray
         from mmocr.models.textdet.detectors import TextDetectorMixin
 
         self.model = model
@@ -62,6 +63,9 @@ class ModelRunner:
             warnings.simplefilter("ignore", UserWarning)
             self.transforms = Compose(replace_ImageToTensor(steps[1:]))
         self.device = next(model.parameters()).device
+        # readtext feeds crops as ndarrays: MMOCR's own ndarray loading step, built once.
+        self.load_array = LoadImageFromNdarray(color_type=self.image_flag,
+                                               to_float32=self.to_float32)
 
     def predict(self, image: np.ndarray, from_array: bool = False) -> Result:
         """Run one decoded image through the pipeline and the model.
@@ -70,7 +74,7 @@ class ModelRunner:
         (``LoadImageFromNdarray``), which is how ``readtext`` feeds crops.
         """
         raw = self.predict_raw(image, from_array)
-        if self.task == "det":
+        if self.task == DET:
             return DetectionResult.from_mmocr(raw)
         return Recognition.from_mmocr(raw)
 
@@ -93,10 +97,7 @@ class ModelRunner:
                     img_shape=img.shape, ori_shape=img.shape, img_fields=["img"])
 
     def _prepare_array(self, image: np.ndarray) -> dict:
-        from mmocr.datasets.pipelines import LoadImageFromNdarray
-
-        load = LoadImageFromNdarray(color_type=self.image_flag, to_float32=self.to_float32)
-        return load(dict(img=image, ann_info=None, bbox_fields=[],
+        return self.load_array(dict(img=image, ann_info=None, bbox_fields=[],
                          img_info=dict(width=image.shape[1], height=image.shape[0])))
 
     def _forward(self, datas: List[dict]) -> list:

@@ -109,19 +109,9 @@ def ocr_model_dir(model_store, workdir) -> Path:
 @pytest.fixture(scope="session")
 def readtext(det_checkpoint, recog_checkpoint):
     """MMOCR 0.6.3's own end-to-end OCR with the same configs and checkpoints."""
-    from mmocr.utils.ocr import MMOCR
+    from mmocr_serve.deployment_check import readtext_reference
 
-    from mmocr_serve.loading import resolve_config_path
-
-    ocr = MMOCR(det="DB_r18", recog="CRNN", det_config=str(resolve_config_path(DET_CONFIG)),
-                det_ckpt=str(det_checkpoint), recog_config=str(resolve_config_path(RECOG_CONFIG)),
-                recog_ckpt=str(recog_checkpoint), device="cpu")
-
-    def run(path) -> dict:
-        result = ocr.readtext(str(path), details=True)[0]
-        return {"result": result["result"]}
-
-    return run
+    return readtext_reference(DET_CONFIG, det_checkpoint, RECOG_CONFIG, recog_checkpoint)
 
 
 @pytest.fixture(scope="session")
