@@ -46,6 +46,7 @@ class ArchiveSpec:
     response_timeout_s: int = 120
     device_type: Optional[str] = None  # None: GPU workers where a GPU exists
     max_image_pixels: int = DEFAULT_MAX_PIXELS
+    cpu_threads: Optional[int] = None  # None: the cores shared evenly by the workers
 
     @property
     def name(self) -> str:
@@ -197,7 +198,8 @@ def write_model_config(path: Path, spec: ArchiveSpec, task: str) -> None:
         "batchSize": spec.batch_size,
         "maxBatchDelay": spec.max_batch_delay_ms,
         "responseTimeout": spec.response_timeout_s,
-        "handler": {"task": task, "max_image_pixels": spec.max_image_pixels},
+        "handler": {"task": task, "max_image_pixels": spec.max_image_pixels,
+                    "cpu_threads": spec.cpu_threads or "auto"},
     }
     if spec.device_type:
         config["deviceType"] = spec.device_type

@@ -22,6 +22,11 @@ logger = logging.getLogger(__name__)
 
 Result = Union[DetectionResult, Recognition, OCRResult]
 
+DEFAULT_MAX_BATCH = 32  # images (or end-to-end crops) in one forward pass, at most
+
+# Architectures whose test forward cannot take more than one image, with the reason.
+UNBATCHABLE: dict = {}
+
 
 def resolved_test_pipeline(cfg) -> list:
     """The test pipeline steps, resolved the way ``mmocr.apis.model_inference`` does."""
@@ -45,7 +50,7 @@ class ModelRunner:
     (``image_flag``), so a result equals ``model_inference`` on the same image file.
     """
 
-    def __init__(self, model):
+    def __init__(self, model, max_batch: int = DEFAULT_MAX_BATCH):
         from mmdet.datasets import replace_ImageToTensor
         from mmdet.datasets.pipelines import Compose
 
@@ -66,28 +71,98 @@ class ModelRunner:
         # readtext feeds crops as ndarrays: MMOCR's own ndarray loading step, built once.
         self.load_array = LoadImageFromNdarray(color_type=self.image_flag,
                                                to_float32=self.to_float32)
+        self.max_batch = max(1, int(max_batch))
+        self.architecture = type(model).__name__
+        self.batches = self.architecture not in UNBATCHABLE
+        if not self.batches:
+            logger.warning("mmocr-serve: %s runs one image per forward pass: %s",
+                           self.architecture, UNBATCHABLE[self.architecture])
 
     def predict(self, image: np.ndarray, from_array: bool = False) -> Result:
         """Run one decoded image through the pipeline and the model.
 
         ``from_array`` feeds the image as ``model_inference`` feeds an ndarray
         (``LoadImageFromNdarray``), which is how ``readtext`` feeds crops.
+
+        Raises:
+            UnprocessableImage: the model's preprocessing rejects the image.
+            InferenceError: the model failed on it.
         """
-        raw = self.predict_raw(image, from_array)
-        if self.task == DET:
-            return DetectionResult.from_mmocr(raw)
-        return Recognition.from_mmocr(raw)
+        outcome = self.predict_batch([image], from_array)[0]
+        if isinstance(outcome, ServeError):
+            raise outcome
+        return outcome
+
+    def predict_batch(self, images: Sequence[np.ndarray],
+                      from_array: bool = False) -> List[Union[Result, ServeError]]:
+        """Typed results for many images, in batched forward passes (see ``forward_batch``)."""
+        return [raw if isinstance(raw, ServeError) else self.typed(raw)
+                for raw in self.forward_batch(images, from_array)]
+
+    def typed(self, raw: dict) -> Result:
+        return DetectionResult.from_mmocr(raw) if self.task == DET else Recognition.from_mmocr(raw)
 
     def predict_raw(self, image: np.ndarray, from_array: bool = False) -> dict:
         """The model's own result dict for one image."""
+        outcome = self.forward_batch([image], from_array)[0]
+        if isinstance(outcome, ServeError):
+            raise outcome
+        return outcome
+
+    def forward_batch(self, images: Sequence[np.ndarray],
+                      from_array: bool = False) -> List[Union[dict, ServeError]]:
+        """The model's own result dict for each image, or the error of that image alone.
+
+        Images whose preprocessed tensors have the same shape run as one forward pass of
+        up to ``max_batch`` images; a model in ``UNBATCHABLE`` runs one image per pass.
+        """
+        out: List[Any] = [None] * len(images)
+        prepared, groups = {}, {}
+        for idx, image in enumerate(images):
+            try:
+                prepared[idx] = self._pipeline(image, from_array)
+            except UnprocessableImage as err:
+                out[idx] = err
+                continue
+            groups.setdefault(self._batch_key(prepared[idx], idx), []).append(idx)
+        for members in groups.values():
+            for start in range(0, len(members), self.max_batch):
+                self._forward_group(members[start:start + self.max_batch], prepared, out)
+        return out
+
+    def _pipeline(self, image: np.ndarray, from_array: bool) -> dict:
         prepare = self._prepare_array if from_array else self._prepare
         try:
-            data = self.transforms(prepare(image))
+            return self.transforms(prepare(image))
         except Exception as err:  # the input, not the server, is at fault
             raise UnprocessableImage(
                 f"the model's preprocessing cannot take this {image.shape[1]}x{image.shape[0]} "
                 f"image: {type(err).__name__}: {str(err).strip().splitlines()[-1]}") from None
-        return self._forward([data])[0]
+
+    def _batch_key(self, data: dict, idx: int) -> tuple:
+        """Images with equal keys share a forward pass: same tensor shapes, one view each.
+
+        Padding different shapes to a common one would change results (CRNN's BiLSTM reads
+        the padded columns; a detector's features near the edge see them), so it is not done.
+        """
+        imgs = data["img"] if isinstance(data["img"], list) else [data["img"]]
+        if not self.batches or len(imgs) > 1:  # an augmented test (e.g. a rotated tall crop)
+            return ("alone", idx)
+        return tuple(tuple(img.data.shape) for img in imgs)
+
+    def _forward_group(self, members: List[int], prepared: dict, out: list) -> None:
+        try:
+            raws = self._forward([prepared[idx] for idx in members])
+        except Exception as err:
+            if len(members) > 1:  # find the image at fault; the others still get results
+                for idx in members:
+                    self._forward_group([idx], prepared, out)
+                return
+            logger.exception("inference failed on image %d of a batch", members[0])
+            out[members[0]] = InferenceError(f"inference failed: {type(err).__name__}: {err}")
+            return
+        for idx, raw in zip(members, raws):
+            out[idx] = raw
 
     def _prepare(self, image: np.ndarray) -> dict:
         # The fields LoadImageFromFile sets, without a file.
@@ -98,9 +173,10 @@ class ModelRunner:
 
     def _prepare_array(self, image: np.ndarray) -> dict:
         return self.load_array(dict(img=image, ann_info=None, bbox_fields=[],
-                         img_info=dict(width=image.shape[1], height=image.shape[0])))
+                                    img_info=dict(width=image.shape[1], height=image.shape[0])))
 
     def _forward(self, datas: List[dict]) -> list:
+        """One forward pass over prepared images of one shape, collated as mmdet does."""
         import torch
         from mmcv.parallel import collate, scatter
 
@@ -115,6 +191,9 @@ class ModelRunner:
                 data["img"] = [img[0] for img in data["img"]]
         else:
             data["img"] = data["img"].data
+        if self.task == RECOG and isinstance(data["img"], list) and len(data["img"]) == 1:
+            # One view: a plain test, which (unlike an augmented one) takes a batch.
+            data["img"], data["img_metas"] = data["img"][0], data["img_metas"][0]
         if self.device.type == "cuda":
             data = scatter(data, [self.device])[0]
         with torch.no_grad():
@@ -155,29 +234,53 @@ class OCREngine:
         """One image -> its result.
 
         Raises:
+            UnprocessableImage: the model's preprocessing rejects the image.
             InferenceError: a model failed on this image.
         """
-        try:
-            if self.task == OCR:
-                return self._read_text(image, options)
-            if self.detector:
-                return self.detector.predict(image).select(options.score_thr, options.order)
-            return self.recognizer.predict(image)
-        except ServeError:
-            raise
-        except Exception as err:
-            logger.exception("inference failed on a %s image", getattr(image, "shape", "?"))
-            raise InferenceError(f"inference failed: {type(err).__name__}: {err}") from None
+        outcome = self.predict_many([image], [options])[0]
+        if isinstance(outcome, ServeError):
+            raise outcome
+        return outcome
 
-    def _read_text(self, image: np.ndarray, options: RequestOptions) -> OCRResult:
-        """Detect, crop and recognise as MMOCR 0.6.3's ``readtext`` does (batch_mode off)."""
+    def predict_many(self, images: Sequence[np.ndarray],
+                     options: Sequence[RequestOptions]) -> List[Union[Result, ServeError]]:
+        """Decoded images -> one result or error each, the models run in batched passes."""
+        if self.task == OCR:
+            return self._read_texts(images, options)
+        runner = self.detector or self.recognizer
+        outcomes = runner.predict_batch(images)
+        if self.detector:
+            outcomes = [out if isinstance(out, ServeError) else out.select(opt.score_thr, opt.order)
+                        for out, opt in zip(outcomes, options)]
+        return outcomes
+
+    def _read_texts(self, images: Sequence[np.ndarray],
+                    options: Sequence[RequestOptions]) -> List[Union[OCRResult, ServeError]]:
+        """Detect, crop and recognise as MMOCR 0.6.3's ``readtext`` does, with the crops of
+        every image in the batch recognised together."""
         from mmocr.datasets.pipelines.crop import crop_img
 
-        detected = self.detector.predict(image, from_array=True)
+        detections = self.detector.predict_batch(images, from_array=True)
+        regions, crops = [], []  # regions[i]: image i's (instance, crop number) list, or its error
+        for image, detected, opt in zip(images, detections, options):
+            if isinstance(detected, ServeError):
+                regions.append(detected)
+                continue
+            regions.append([])
+            for inst in detected.select(opt.score_thr, opt.order).instances:
+                regions[-1].append((inst, len(crops)))
+                crops.append(crop_img(image, readtext_crop_box(inst.polygon)))
+        texts = self.recognizer.forward_batch(crops, from_array=True)
+        return [found if isinstance(found, ServeError) else self._ocr_result(found, texts)
+                for found in regions]
+
+    @staticmethod
+    def _ocr_result(found: list, texts: list) -> Union[OCRResult, ServeError]:
         items = []
-        for inst in detected.select(options.score_thr, options.order).instances:
-            crop = crop_img(image, readtext_crop_box(inst.polygon))
-            raw = self.recognizer.predict_raw(crop, from_array=True)
+        for inst, crop_no in found:
+            raw = texts[crop_no]
+            if isinstance(raw, ServeError):  # readtext itself would fail on this image
+                return type(raw)(f"text region {len(items)} {inst.to_list()[:-1]}: {raw.message}")
             items.append(OCRItem(box=[round(v) for v in inst.polygon], box_score=inst.score,
                                  text=str(raw["text"]), text_score=readtext_score(raw)))
         return OCRResult(items)
@@ -188,15 +291,31 @@ class OCREngine:
         Returns:
             One entry per payload, in order: a result, or the ``ServeError`` it raised.
         """
-        out: List[Union[Result, ServeError]] = []
-        for payload in payloads:
+        out: List[Any] = [None] * len(payloads)
+        accepted = []  # (slot, image, options) of the rows that decoded
+        for slot, payload in enumerate(payloads):
             try:
                 image_payload, raw_options = split_request(payload)
                 image = self.decode(image_payload)  # a missing image is named before options
-                out.append(self.predict(image, parse_options(raw_options, self.accepts_options)))
+                accepted.append((slot, image, parse_options(raw_options, self.accepts_options)))
             except ServeError as err:
-                out.append(err)
+                out[slot] = err
+        if accepted:
+            slots, images, options = zip(*accepted)
+            for slot, outcome in zip(slots, self._predict_isolated(images, options)):
+                out[slot] = outcome
         return out
+
+    def _predict_isolated(self, images, options) -> list:
+        """``predict_many``; should it fail as a whole, each image is retried on its own."""
+        try:
+            return self.predict_many(images, options)
+        except Exception as err:
+            if len(images) > 1:
+                return [self._predict_isolated([image], [opt])[0]
+                        for image, opt in zip(images, options)]
+            logger.exception("inference failed on a %s image", getattr(images[0], "shape", "?"))
+            return [InferenceError(f"inference failed: {type(err).__name__}: {err}")]
 
 
 def readtext_crop_box(polygon: List[float]) -> List[float]:

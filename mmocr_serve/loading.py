@@ -246,8 +246,12 @@ def engine_from_models(models: Dict[str, tuple], device: str = "cpu",
     Raises:
         ModelLoadError: a model cannot be built or loaded, or is not of its role.
     """
-    from .engine import ModelRunner, OCREngine
+    from .engine import DEFAULT_MAX_BATCH, ModelRunner, OCREngine
 
+    options = dict(options or {})
+    if device == "cpu":
+        set_cpu_threads(options.get("cpu_threads"), int(options.get("workers", 1)))
+    max_batch = int(options.get("max_forward_batch", DEFAULT_MAX_BATCH))
     runners = {}
     for role, (config, checkpoint, *rest) in models.items():
         try:
@@ -255,10 +259,28 @@ def engine_from_models(models: Dict[str, tuple], device: str = "cpu",
                                cfg_options=rest[0] if rest else None, trust=trust)
         except ConversionError as err:
             raise ModelLoadError(f"cannot load the {role} model: {err.message}") from None
-        runners[role] = ModelRunner(model)
+        runners[role] = ModelRunner(model, max_batch=max_batch)
         if runners[role].task != role:
             raise ModelLoadError(f"{config} is a {runners[role].task} model, given as {role}")
     return OCREngine(detector=runners.get(DET), recognizer=runners.get(RECOG), options=options)
+
+
+def cpu_threads(requested: Optional[object], workers: int) -> int:
+    """Threads for one CPU worker: ``requested`` (or the ``MMOCR_SERVE_CPU_THREADS``
+    variable) when given, else the cores shared evenly, so workers x threads <= cores."""
+    value = os.environ.get("MMOCR_SERVE_CPU_THREADS") or requested
+    if value not in (None, "", 0, "0", "auto"):
+        return max(1, int(value))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, (cores or 1) // max(1, workers))
+
+
+def set_cpu_threads(requested: Optional[object], workers: int) -> int:
+    import torch
+
+    threads = cpu_threads(requested, workers)
+    torch.set_num_threads(threads)
+    return threads
 
 
 def save_random_checkpoint(config, path: str | os.PathLike, seed: int = 0,

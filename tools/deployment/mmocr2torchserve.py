@@ -52,6 +52,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                        help="force CPU or GPU workers (default: GPU where one exists)")
     group.add_argument("--max-image-pixels", type=int, default=DEFAULT_MAX_PIXELS,
                        help="larger images are refused with 413")
+    group.add_argument("--cpu-threads", type=int, default=None,
+                       help="torch threads per CPU worker (default: cores // workers; "
+                       "the MMOCR_SERVE_CPU_THREADS variable overrides at start)")
     return parser.parse_args(argv)
 
 
@@ -75,7 +78,8 @@ def spec_from_args(args: argparse.Namespace) -> ArchiveSpec:
         recog_cfg_options=parse_cfg_options(args.recog_cfg_options),
         workers=args.workers, batch_size=args.batch_size,
         max_batch_delay_ms=args.max_batch_delay, response_timeout_s=args.response_timeout,
-        device_type=args.device_type, max_image_pixels=args.max_image_pixels)
+        device_type=args.device_type, max_image_pixels=args.max_image_pixels,
+        cpu_threads=args.cpu_threads)
 
 
 def main(argv: Optional[List[str]] = None) -> int:

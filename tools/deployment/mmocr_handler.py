@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 
+import torch
 from ts.torch_handler.base_handler import BaseHandler
 
 from mmocr_serve.errors import ServeError
@@ -25,16 +26,29 @@ class MMOCRHandler(BaseHandler):
         props = context.system_properties
         gpu_id = props.get("gpu_id")
         self.device = "cpu" if gpu_id is None else f"cuda:{gpu_id}"
-        handler_options = (getattr(context, "model_yaml_config", None) or {}).get("handler", {})
+        model_yaml = getattr(context, "model_yaml_config", None) or {}
+        handler_options = {"workers": model_yaml.get("minWorkers", 1),
+                           **model_yaml.get("handler", {})}
         self.engine = load_engine(props["model_dir"], self.device, handler_options)
         self.context = context
         self.initialized = True
-        logger.info("mmocr-serve: %s model ready on %s", self.engine.task, self.device)
+        logger.info("mmocr-serve: %s model ready on %s (%d torch threads)", self.engine.task,
+                    self.device, torch.get_num_threads())
 
     def handle(self, data, context):
         """One JSON object per request, in order; a bad request fails only its own slot."""
+        record_batch_size(context, len(data))
         outcomes = self.engine.predict_payloads(data)
         return [encode_outcome(context, idx, outcome) for idx, outcome in enumerate(outcomes)]
+
+
+def record_batch_size(context, size: int) -> None:
+    """The ``BatchSize`` gauge (model_metrics.log): how full TorchServe's batches are."""
+    metrics = getattr(context, "metrics", None)
+    if metrics is not None:
+        from ts.metrics.metric_type_enum import MetricTypes
+
+        metrics.add_metric("BatchSize", size, "count", metric_type=MetricTypes.GAUGE)
 
 
 def encode_outcome(context, idx: int, outcome) -> dict:

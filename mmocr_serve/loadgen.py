@@ -1,0 +1,97 @@
+"""A closed-loop HTTP load generator: N clients, each sending its next request when the
+last one is answered (for the benchmark and the soak run; loopback servers only)."""
+
+from __future__ import annotations
+
+import http.client
+import itertools
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence
+from urllib.parse import urlsplit
+
+
+@dataclass
+class LoadResult:
+    """What one load run saw: latencies of the answered requests and every status."""
+
+    concurrency: int
+    elapsed_s: float = 0.0
+    latencies_ms: List[float] = field(default_factory=list)  # 2xx answers only
+    statuses: Dict[str, int] = field(default_factory=dict)  # "200", "503", "error: ..." -> count
+
+    @property
+    def ok(self) -> int:
+        return len(self.latencies_ms)
+
+    @property
+    def errors(self) -> int:
+        return sum(self.statuses.values()) - self.ok
+
+    @property
+    def throughput(self) -> float:
+        """Answered (2xx) requests per second."""
+        return self.ok / self.elapsed_s if self.elapsed_s else 0.0
+
+    def percentile(self, pct: float) -> float:
+        """The ``pct``-th percentile latency in ms (nearest rank); NaN with no answers."""
+        if not self.latencies_ms:
+            return float("nan")
+        ranked = sorted(self.latencies_ms)
+        return ranked[min(len(ranked) - 1, max(0, int(round(pct / 100 * len(ranked))) - 1))]
+
+    def summary(self) -> dict:
+        return {"concurrency": self.concurrency, "requests": sum(self.statuses.values()),
+                "errors": self.errors, "images_per_s": round(self.throughput, 3),
+                "p50_ms": round(self.percentile(50), 1), "p90_ms": round(self.percentile(90), 1),
+                "p99_ms": round(self.percentile(99), 1), "statuses": dict(self.statuses)}
+
+
+def drive(url: str, bodies: Sequence[bytes], concurrency: int, duration_s: float,
+          max_requests: Optional[int] = None, timeout_s: float = 120) -> LoadResult:
+    """POST ``bodies`` (cycled) to ``url`` from ``concurrency`` clients for ``duration_s``.
+
+    Each client keeps one HTTP/1.1 connection open, as a production client would.
+    """
+    target = urlsplit(url)
+    if target.hostname not in ("127.0.0.1", "localhost", "::1"):
+        raise ValueError(f"the load generator drives loopback servers only, not {url}")
+    result = LoadResult(concurrency=concurrency)
+    lock = threading.Lock()
+    counter = itertools.count()
+    deadline = time.monotonic() + duration_s
+
+    def client(offset: int) -> None:
+        conn = http.client.HTTPConnection(target.hostname, target.port, timeout=timeout_s)
+        while time.monotonic() < deadline:
+            number = next(counter)
+            if max_requests is not None and number >= max_requests:
+                break
+            body = bodies[(number + offset) % len(bodies)]
+            start = time.perf_counter()
+            try:
+                conn.request("POST", target.path + (f"?{target.query}" if target.query else ""),
+                             body=body, headers={"Content-Type": "application/octet-stream"})
+                response = conn.getresponse()
+                response.read()
+                status = str(response.status)
+            except (OSError, http.client.HTTPException) as err:
+                status = f"error: {type(err).__name__}"
+                conn.close()
+                conn = http.client.HTTPConnection(target.hostname, target.port, timeout=timeout_s)
+            took_ms = (time.perf_counter() - start) * 1000
+            with lock:
+                result.statuses[status] = result.statuses.get(status, 0) + 1
+                if status.startswith("2"):
+                    result.latencies_ms.append(took_ms)
+        conn.close()
+
+    threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(concurrency)]
+    began = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    result.elapsed_s = time.monotonic() - began
+    return result

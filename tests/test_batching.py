@@ -1,0 +1,146 @@
+"""Batched inference: images of one preprocessed shape share one forward pass, and each
+result equals single-image inference of that image (engine, handler, real TorchServe)."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+
+from conftest import DET_CONFIG
+from fake_context import FakeContext
+from images import encode, text_image
+from mmocr_serve.compare import compare
+from mmocr_serve.engine import ModelRunner
+from mmocr_serve.loading import load_engine
+from mmocr_serve.results import DetectionResult
+from test_handler import load_handler_class
+
+# Three shapes for DBNet after its resize: 640x360 -> 1312x736, 500x300 -> 1248x736.
+DET_SIZES = [(640, 360), (640, 360), (500, 300), (640, 360)]
+# CRNN keeps the aspect ratio at height 32: 128 and 100 pixels wide are two shapes.
+RECOG_SIZES = [(128, 32), (100, 32), (128, 32), (128, 32)]
+
+
+def decoded_images(engine, sizes, prefix: str) -> list:
+    """Test images as the engine decodes them for its model (CRNN reads grayscale)."""
+    return [engine.decode(encode(text_image(f"{prefix} {i}", size), "PNG"))
+            for i, size in enumerate(sizes)]
+
+
+@contextlib.contextmanager
+def forward_passes(model):
+    """Records the batch size of every forward pass of ``model``."""
+    sizes = []
+
+    def hook(_module, _args, kwargs):
+        img = kwargs["img"]
+        sizes.append(int((img[0] if isinstance(img, list) else img).shape[0]))
+
+    handle = model.register_forward_pre_hook(hook, with_kwargs=True)
+    try:
+        yield sizes
+    finally:
+        handle.remove()
+
+
+@pytest.fixture(scope="module")
+def det_engine(det_model_dir):
+    return load_engine(det_model_dir)
+
+
+@pytest.fixture(scope="module")
+def recog_engine(recog_model_dir):
+    return load_engine(recog_model_dir)
+
+
+@pytest.mark.parametrize("role,sizes,passes", [("detector", DET_SIZES, [1, 3]),
+                                               ("recognizer", RECOG_SIZES, [1, 3])])
+def test_one_pass_per_shape_and_results_equal_single_inference(role, sizes, passes, det_engine,
+                                                               recog_engine):
+    engine = det_engine if role == "detector" else recog_engine
+    runner = engine.detector or engine.recognizer
+    images = decoded_images(engine, sizes, "Batch")
+    with forward_passes(runner.model) as seen:
+        batched = runner.predict_batch(images)
+    assert sorted(seen) == passes
+    for image, got in zip(images, batched):
+        single = runner.predict(image)
+        diff = compare(single.to_dict(), got.to_dict())
+        assert diff.ok, diff.problems
+
+
+def test_max_batch_splits_a_large_batch(recog_engine):
+    runner = ModelRunner(recog_engine.recognizer.model, max_batch=2)
+    images = decoded_images(recog_engine, [(128, 32)] * 5, "Split")
+    with forward_passes(runner.model) as seen:
+        results = runner.predict_batch(images)
+    assert seen == [2, 2, 1]
+    assert [r.text for r in results] == [runner.predict(i).text for i in images]
+
+
+def test_a_bad_image_in_a_batch_fails_alone(det_model_dir):
+    handler = load_handler_class(det_model_dir)()
+    handler.initialize(FakeContext(det_model_dir))
+    good = encode(text_image("fine", (320, 96)), "PNG")
+    strip = encode(text_image("x", (1, 10000)), "PNG")  # DBNet's resize cannot take it
+    ctx = FakeContext(det_model_dir)
+    out = handler.handle([{"body": good}, {"body": strip}, {"body": b"junk"}, {"body": good}], ctx)
+    assert [ctx.statuses.get(i, (200,))[0] for i in range(4)] == [200, 422, 400, 200]
+    assert out[0] == out[3] and "boundary_result" in out[0]
+    assert "1x10000" in out[1]["message"]
+
+
+def test_handler_batch_equals_one_request_at_a_time(det_model_dir):
+    handler = load_handler_class(det_model_dir)()
+    handler.initialize(FakeContext(det_model_dir))
+    bodies = [encode(text_image(f"Handler {i}", size), "PNG") for i, size in enumerate(DET_SIZES)]
+    batched = handler.handle([{"body": b} for b in bodies], FakeContext(det_model_dir))
+    for body, got in zip(bodies, batched):
+        single = handler.handle([{"body": body}], FakeContext(det_model_dir))[0]
+        diff = compare(single, got)
+        assert diff.ok, diff.problems
+
+
+@pytest.mark.integration
+def test_concurrent_mixed_size_requests_are_batched_by_torchserve(torchserve, det_checkpoint,
+                                                                  reference_model, tmp_path):
+    """dbnet.mar is built with batch size 4 and a 100 ms delay: 8 concurrent requests of
+    three sizes arrive in batches, and each answer equals in-process inference of its image."""
+    from mmocr.apis import model_inference
+
+    sizes = DET_SIZES * 2
+    files = []
+    for i, size in enumerate(sizes):
+        path = tmp_path / f"scene{i}.png"
+        path.write_bytes(encode(text_image(f"Served {i}", size), "PNG"))
+        files.append(path)
+    url = f"{torchserve.inference_url}/predictions/dbnet"
+    metrics_log = torchserve.workdir / "logs" / "model_metrics.log"
+    before = metrics_log.read_text() if metrics_log.exists() else ""
+
+    def send(path):
+        return requests.post(url, data=path.read_bytes(), timeout=120)
+
+    with ThreadPoolExecutor(len(files)) as pool:
+        answers = list(pool.map(send, files))
+    model = reference_model(DET_CONFIG, det_checkpoint)
+    for path, answer in zip(files, answers):
+        assert answer.status_code == 200, answer.text
+        expected = DetectionResult.from_mmocr(model_inference(model, str(path))).to_dict()
+        diff = compare(expected, answer.json())
+        assert diff.ok, diff.problems
+
+    deadline = time.monotonic() + 10  # the metrics log is flushed by the frontend
+    while time.monotonic() < deadline:
+        new = metrics_log.read_text()[len(before):] if metrics_log.exists() else ""
+        sizes_seen = [int(float(v)) for v in re.findall(r"BatchSize\.count:([\d.]+)", new)]
+        if sum(sizes_seen) >= len(files):
+            break
+        time.sleep(0.5)
+    assert sum(sizes_seen) == len(files)
+    assert max(sizes_seen) > 1, f"TorchServe never batched: {sizes_seen}"

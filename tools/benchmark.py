@@ -1,0 +1,255 @@
+"""Served throughput and latency against the same model in-process, in one run.
+
+For each model: make (or take) a checkpoint, build one archive per batch size, measure
+in-process throughput on the same image (the ceiling), then start a real TorchServe on
+loopback ports and drive each archive with concurrent clients. Writes
+``OUT/<device>.json``, ``OUT/<device>.md`` (the table the README shows) and
+``OUT/<device>.png`` (throughput and p99 latency against concurrency).
+
+    python tools/benchmark.py [--duration 15] [--batch-sizes 1 4 8] [--concurrency 1 4 8 16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import sys
+import time
+import zipfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+# name -> (shipped config, real image sent to it)
+MODELS = {
+    "dbnet": ("textdet/dbnet/dbnet_r18_fpnc_1200e_icdar2015.py", "demo/demo_text_det.jpg"),
+    "crnn": ("textrecog/crnn/crnn_academic_dataset.py", "demo/demo_text_recog.jpg"),
+}
+
+
+@dataclass(frozen=True)
+class BenchmarkConfig:
+    models: Sequence[str] = ("dbnet", "crnn")
+    batch_sizes: Sequence[int] = (1, 4, 8)
+    concurrency: Sequence[int] = (1, 4, 8, 16)
+    duration_s: float = 15.0
+    max_batch_delay_ms: int = 20
+    out_dir: Path = ROOT / "benchmarks"
+    workdir: Path = ROOT / "work" / "benchmark"
+
+
+def log(message: str) -> None:
+    print(f"[benchmark {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def machine_description() -> dict:
+    import torch
+
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text()
+                .splitlines() if line.startswith("model name")), platform.processor())
+    mem_kb = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
+                  if line.startswith("MemTotal"))
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return {"cpu": cpu, "cores": len(os.sched_getaffinity(0)), "memory_gib": round(mem_kb / 2**20),
+            "gpu": gpu, "torch": torch.__version__, "python": platform.python_version()}
+
+
+def build_archives(cfg: BenchmarkConfig, name: str, store: Path) -> Path:
+    """One archive per batch size, ``NAME_bB.mar``; returns the checkpoint used."""
+    from mmocr_serve.archive import ArchiveSpec, build_archive
+    from mmocr_serve.loading import save_random_checkpoint
+
+    config = MODELS[name][0]
+    checkpoint = save_random_checkpoint(config, cfg.workdir / f"{name}.pth")
+    for batch in cfg.batch_sizes:
+        build_archive(ArchiveSpec(config=config, checkpoint=str(checkpoint),
+                                  output_folder=str(store), model_name=f"{name}_b{batch}",
+                                  batch_size=batch, max_batch_delay_ms=cfg.max_batch_delay_ms,
+                                  force=True))
+    return checkpoint
+
+
+def in_process(cfg: BenchmarkConfig, archive: Path, image: bytes, device: str) -> Dict[int, float]:
+    """Images/s of the engine in this process: one image per call, then B per call."""
+    from mmocr_serve.errors import ServeError
+    from mmocr_serve.loading import load_engine
+
+    unpacked = cfg.workdir / "unpacked" / archive.stem
+    with zipfile.ZipFile(archive) as zf:
+        zf.extractall(unpacked)
+    engine = load_engine(unpacked, device, {"workers": 1})
+    rates = {}
+    for batch in cfg.batch_sizes:
+        payloads = [image] * batch
+        engine.predict_payloads(payloads)  # warm-up
+        done, began = 0, time.perf_counter()
+        while time.perf_counter() - began < cfg.duration_s:
+            outcomes = engine.predict_payloads(payloads)
+            failed = [o for o in outcomes if isinstance(o, ServeError)]
+            if failed:
+                raise RuntimeError(f"in-process inference failed: {failed[0].message}")
+            done += batch
+        rates[batch] = done / (time.perf_counter() - began)
+        log(f"  in-process, {batch} image(s) per call: {rates[batch]:.2f} images/s")
+    del engine
+    gc.collect()
+    return rates
+
+
+def served(cfg: BenchmarkConfig, server, name: str, image: bytes) -> List[dict]:
+    from mmocr_serve.loadgen import drive
+
+    rows = []
+    for batch in cfg.batch_sizes:
+        url = f"{server.inference_url}/predictions/{name}_b{batch}"
+        for clients in cfg.concurrency:
+            drive(url, [image], clients, duration_s=60, max_requests=2 * clients)  # warm-up
+            result = drive(url, [image], clients, duration_s=cfg.duration_s)
+            row = {"model": name, "batch_size": batch, **result.summary()}
+            rows.append(row)
+            log(f"  served, batch {batch}, {clients} clients: {row['images_per_s']:.2f} images/s, "
+                f"p50 {row['p50_ms']:.0f} ms, p99 {row['p99_ms']:.0f} ms, errors {row['errors']}")
+    return rows
+
+
+def run(cfg: BenchmarkConfig) -> dict:
+    import torch
+
+    from mmocr_serve.server import TorchServeProcess
+
+    device = "cuda:0" if torch.cuda.is_available() else "cpu"
+    store = cfg.workdir / "model-store"
+    report = {"machine": machine_description(), "config": {
+        k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()}, "models": {}}
+    log(f"machine: {report['machine']}")
+    for name in cfg.models:
+        image = (ROOT / MODELS[name][1]).read_bytes()
+        log(f"{name}: building {len(cfg.batch_sizes)} archives")
+        build_archives(cfg, name, store)
+        log(f"{name}: in-process throughput ({cfg.duration_s:.0f} s per setting)")
+        ceiling = in_process(cfg, store / f"{name}_b1.mar", image, device)
+        models = [f"{name}_b{b}={name}_b{b}.mar" for b in cfg.batch_sizes]
+        log(f"{name}: starting TorchServe with {', '.join(models)}")
+        with TorchServeProcess(model_store=store, models=models,
+                               workdir=cfg.workdir / f"torchserve-{name}") as server:
+            rows = served(cfg, server, name, image)
+        report["models"][name] = {"in_process": ceiling, "served": rows}
+    return report
+
+
+def floors(report: dict) -> List[str]:
+    """The issue's floors, each as a PASS/FAIL line."""
+    lines = []
+    for name, data in report["models"].items():
+        per_image = data["in_process"][min(data["in_process"])]
+        best = max(data["served"], key=lambda r: r["images_per_s"])
+        ratio = best["images_per_s"] / per_image
+        lines.append(f"{'PASS' if ratio >= 0.8 else 'FAIL'} {name}: best served "
+                     f"{best['images_per_s']:.2f} images/s (batch {best['batch_size']}, "
+                     f"{best['concurrency']} clients) / in-process {per_image:.2f} = {ratio:.2f} "
+                     f"(floor 0.8)")
+        by = {(r["batch_size"], r["concurrency"]): r["images_per_s"] for r in data["served"]}
+        for (batch, clients), rate in sorted(by.items()):
+            if batch > 1 and clients >= 4 and (1, clients) in by:
+                base = by[(1, clients)]
+                lines.append(f"{'PASS' if rate >= base else 'FAIL'} {name}: batch {batch} at "
+                             f"{clients} clients {rate:.2f} vs batch 1 {base:.2f} images/s "
+                             f"(x{rate / base:.2f})")
+    return lines
+
+
+def markdown(report: dict) -> str:
+    m = report["machine"]
+    out = [f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB"
+           + (f", GPU {m['gpu']}" if m["gpu"] else ", no GPU")
+           + f"; torch {m['torch']}, Python {m['python']}. "
+           f"{report['config']['duration_s']:.0f} s per setting, max batch delay "
+           f"{report['config']['max_batch_delay_ms']} ms, one worker per model.", ""]
+    for name, data in report["models"].items():
+        per_image = data["in_process"][min(data["in_process"])]
+        inproc = ", ".join(f"{b} per call {r:.2f}" for b, r in data["in_process"].items())
+        out += [f"**{name}** (image `{MODELS[name][1]}`); in-process images/s: {inproc}", "",
+                "| batch size | clients | images/s | served / in-process | p50 ms | p90 ms "
+                "| p99 ms | errors |",
+                "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for r in data["served"]:
+            out.append(f"| {r['batch_size']} | {r['concurrency']} | {r['images_per_s']:.2f} | "
+                       f"{r['images_per_s'] / per_image:.2f} | {r['p50_ms']:.0f} | "
+                       f"{r['p90_ms']:.0f} | {r['p99_ms']:.0f} | {r['errors']} |")
+        out.append("")
+    out += ["```", *floors(report), "```", ""]
+    return "\n".join(out)
+
+
+def plot(report: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(report["models"])
+    fig, axes = plt.subplots(2, len(names), figsize=(5.5 * len(names), 7), squeeze=False)
+    for col, name in enumerate(names):
+        data = report["models"][name]
+        for batch in sorted({r["batch_size"] for r in data["served"]}):
+            rows = [r for r in data["served"] if r["batch_size"] == batch]
+            clients = [r["concurrency"] for r in rows]
+            axes[0][col].plot(clients, [r["images_per_s"] for r in rows], "o-",
+                              label=f"served, batch {batch}")
+            axes[1][col].plot(clients, [r["p99_ms"] for r in rows], "o-", label=f"batch {batch}")
+        axes[0][col].axhline(data["in_process"][min(data["in_process"])], color="k",
+                             linestyle="--", label="in-process, 1 per call")
+        axes[0][col].set(title=f"{name}: throughput", xlabel="concurrent clients",
+                         ylabel="images/s")
+        axes[1][col].set(title=f"{name}: p99 latency", xlabel="concurrent clients", ylabel="ms")
+        for ax in (axes[0][col], axes[1][col]):
+            ax.set_xscale("log", base=2)
+            ax.legend(fontsize=8)
+            ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
+def parse_args(argv: Optional[List[str]] = None) -> BenchmarkConfig:
+    defaults = BenchmarkConfig()
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", nargs="+", choices=sorted(MODELS), default=defaults.models)
+    parser.add_argument("--batch-sizes", nargs="+", type=int, default=defaults.batch_sizes)
+    parser.add_argument("--concurrency", nargs="+", type=int, default=defaults.concurrency)
+    parser.add_argument("--duration", type=float, default=defaults.duration_s,
+                        help="seconds measured per setting")
+    parser.add_argument("--max-batch-delay", type=int, default=defaults.max_batch_delay_ms)
+    parser.add_argument("--out-dir", type=Path, default=defaults.out_dir)
+    parser.add_argument("--workdir", type=Path, default=defaults.workdir)
+    args = parser.parse_args(argv)
+    if 1 not in args.batch_sizes:
+        parser.error("--batch-sizes must include 1 (the baseline)")
+    return BenchmarkConfig(models=tuple(args.models), batch_sizes=tuple(sorted(args.batch_sizes)),
+                           concurrency=tuple(sorted(args.concurrency)), duration_s=args.duration,
+                           max_batch_delay_ms=args.max_batch_delay, out_dir=args.out_dir,
+                           workdir=args.workdir)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    cfg = parse_args(argv)
+    cfg.workdir.mkdir(parents=True, exist_ok=True)
+    cfg.out_dir.mkdir(parents=True, exist_ok=True)
+    report = run(cfg)
+    kind = "gpu" if report["machine"]["gpu"] else "cpu"
+    (cfg.out_dir / f"{kind}.json").write_text(json.dumps(report, indent=1))
+    (cfg.out_dir / f"{kind}.md").write_text(markdown(report))
+    plot(report, cfg.out_dir / f"{kind}.png")
+    print(markdown(report))
+    log(f"wrote {cfg.out_dir / kind}.md, .json and .png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
