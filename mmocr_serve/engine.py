@@ -25,7 +25,37 @@ Result = Union[DetectionResult, Recognition, OCRResult]
 DEFAULT_MAX_BATCH = 32  # images (or end-to-end crops) in one forward pass, at most
 
 # Architectures whose test forward cannot take more than one image, with the reason.
-UNBATCHABLE: dict = {}
+UNBATCHABLE = {
+    "DRRG": "its head builds a graph of text components from one image's maps inside the "
+            "forward pass (DRRGHead.single_test), so a forward pass holds one image",
+}
+
+
+def _slice_batch(tree, idx: int):
+    """Image ``idx`` of nested lists of batched tensors, batch dimension kept."""
+    if isinstance(tree, (list, tuple)):
+        return type(tree)(_slice_batch(item, idx) for item in tree)
+    return tree[idx:idx + 1]
+
+
+def _fcenet_batched_test(model, img, img_metas) -> list:
+    # FCENet.simple_test post-processes only the first image of a batch; the network itself
+    # takes a batch, so post-process each image's slice of its maps.
+    preds = model.bbox_head(model.extract_feat(img))
+    return [model.bbox_head.get_boundary(_slice_batch(preds, idx), [meta], True)
+            for idx, meta in enumerate(img_metas)]
+
+
+def _mask_rcnn_batched_test(model, img, img_metas) -> list:
+    # OCRMaskRCNN.simple_test turns only the first image's masks into boundaries.
+    from mmdet.models.detectors import TwoStageDetector
+
+    results = TwoStageDetector.simple_test(model, img, img_metas, rescale=True)
+    return [model.get_boundary(result) for result in results]
+
+
+# Architectures whose own simple_test mishandles a batch, with a batched replacement.
+BATCHED_TESTS = {"FCENet": _fcenet_batched_test, "OCRMaskRCNN": _mask_rcnn_batched_test}
 
 
 def resolved_test_pipeline(cfg) -> list:
@@ -153,6 +183,9 @@ class ModelRunner:
     def _forward_group(self, members: List[int], prepared: dict, out: list) -> None:
         try:
             raws = self._forward([prepared[idx] for idx in members])
+            if len(raws) != len(members):
+                raise RuntimeError(f"{self.architecture} gave {len(raws)} results for "
+                                   f"{len(members)} images")
         except Exception as err:
             if len(members) > 1:  # find the image at fault; the others still get results
                 for idx in members:
@@ -196,7 +229,11 @@ class ModelRunner:
             data["img"], data["img_metas"] = data["img"][0], data["img_metas"][0]
         if self.device.type == "cuda":
             data = scatter(data, [self.device])[0]
+        batched_test = BATCHED_TESTS.get(self.architecture) if len(datas) > 1 else None
         with torch.no_grad():
+            if batched_test is not None:
+                return batched_test(self.model, _only_view(data["img"]),
+                                    _only_view(data["img_metas"]))
             return self.model(return_loss=False, rescale=True, **data)
 
 
@@ -316,6 +353,11 @@ class OCREngine:
                         for image, opt in zip(images, options)]
             logger.exception("inference failed on a %s image", getattr(images[0], "shape", "?"))
             return [InferenceError(f"inference failed: {type(err).__name__}: {err}")]
+
+
+def _only_view(value):
+    """The single test-time view of a detector's input (MultiScaleFlipAug gives a list)."""
+    return value[0] if isinstance(value, list) and len(value) == 1 else value
 
 
 def readtext_crop_box(polygon: List[float]) -> List[float]:

@@ -43,6 +43,7 @@ class TorchServeProcess:
     workdir: Path
     overrides: Optional[Dict[str, str]] = None
     base_config: Path = REPO_CONFIG
+    keep_hosts: bool = False  # bind where base_config says (only the ports change)
 
     def __post_init__(self):
         self.workdir = Path(self.workdir)
@@ -51,6 +52,8 @@ class TorchServeProcess:
         self.inference_url = f"http://127.0.0.1:{self.ports['inference']}"
         self.management_url = f"http://127.0.0.1:{self.ports['management']}"
         self.metrics_url = f"http://127.0.0.1:{self.ports['metrics']}"
+        self.bind_urls = {name: getattr(self, f"{name}_url")
+                          for name in ("inference", "management", "metrics")}
         self.proc: Optional[subprocess.Popen] = None
 
     def config_text(self) -> str:
@@ -59,10 +62,12 @@ class TorchServeProcess:
             if line.strip() and not line.lstrip().startswith("#") and "=" in line:
                 key, value = line.split("=", 1)
                 props[key.strip()] = value.strip()
+        if self.keep_hosts:
+            for name in self.bind_urls:
+                host = props[f"{name}_address"].rsplit(":", 1)[0]
+                self.bind_urls[name] = f"{host}:{self.ports[name]}"
         props.update({
-            "inference_address": self.inference_url,
-            "management_address": self.management_url,
-            "metrics_address": self.metrics_url,
+            **{f"{name}_address": url for name, url in self.bind_urls.items()},
             "grpc_inference_port": str(self.ports["grpc_inference"]),
             "grpc_management_port": str(self.ports["grpc_management"]),
             # names the workers' Unix sockets (/tmp/.ts.sock.PORT): unique per server

@@ -1,16 +1,22 @@
-"""Every text-detection and text-recognition config shipped with mmocr 0.6.3 converts.
+"""Every text-detection and text-recognition config shipped with mmocr 0.6.3 converts,
+and batches.
 
-For each config: initialise a checkpoint, convert it, and build the engine from the
-unpacked archive exactly as a TorchServe worker would (config re-read, checkpoint loaded
-with weights_only, referenced files re-pointed).
+For each config: initialise a checkpoint, convert it, build the engine from the unpacked
+archive exactly as a TorchServe worker would (config re-read, checkpoint loaded with
+weights_only, referenced files re-pointed), then run two images of one size as one batch
+and check that each result equals that image's single-image inference.
 """
 
 import zipfile
 
 import pytest
 
+from images import encode, text_image
 from mmocr_serve.archive import ArchiveSpec, archive_summary, build_archive
+from mmocr_serve.compare import compare
+from mmocr_serve.engine import UNBATCHABLE
 from mmocr_serve.loading import load_engine, save_random_checkpoint, shipped_configs_dir
+from test_batching import forward_passes
 
 pytestmark = pytest.mark.slow
 
@@ -48,3 +54,19 @@ def test_config_converts_and_loads(config, tmp_path):
         zf.extractall(tmp_path / "unpacked")
     engine = load_engine(tmp_path / "unpacked")
     assert engine.task == task
+    check_batching(engine)
+
+
+def check_batching(engine) -> None:
+    runner = engine.detector or engine.recognizer
+    if runner.architecture in UNBATCHABLE:  # documented; random DRRG weights are too slow
+        assert not runner.batches
+        return
+    size = (640, 360) if engine.detector else (128, 32)
+    images = [engine.decode(encode(text_image(text, size), "PNG")) for text in ("ab 12", "CD 34")]
+    with forward_passes(runner.model) as passes:
+        batched = runner.predict_batch(images)
+    assert passes == [2]
+    for image, got in zip(images, batched):
+        diff = compare(runner.predict(image).to_dict(), got.to_dict())
+        assert diff.ok, diff.problems

@@ -37,18 +37,8 @@ class MMOCRHandler(BaseHandler):
 
     def handle(self, data, context):
         """One JSON object per request, in order; a bad request fails only its own slot."""
-        record_batch_size(context, len(data))
         outcomes = self.engine.predict_payloads(data)
         return [encode_outcome(context, idx, outcome) for idx, outcome in enumerate(outcomes)]
-
-
-def record_batch_size(context, size: int) -> None:
-    """The ``BatchSize`` gauge (model_metrics.log): how full TorchServe's batches are."""
-    metrics = getattr(context, "metrics", None)
-    if metrics is not None:
-        from ts.metrics.metric_type_enum import MetricTypes
-
-        metrics.add_metric("BatchSize", size, "count", metric_type=MetricTypes.GAUGE)
 
 
 def encode_outcome(context, idx: int, outcome) -> dict:
