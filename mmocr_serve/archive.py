@@ -10,7 +10,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Union
 
 from .decode import DEFAULT_MAX_PIXELS
 from .errors import ConversionError
@@ -47,6 +47,9 @@ class ArchiveSpec:
     device_type: Optional[str] = None  # None: GPU workers where a GPU exists
     max_image_pixels: int = DEFAULT_MAX_PIXELS
     cpu_threads: Optional[int] = None  # None: the cores shared evenly by the workers
+    # images (or end-to-end crops) in one forward pass; "auto": DEFAULT_MAX_BATCH, or 1 on a
+    # CPU where a worker measures a batched pass to be slower than single ones
+    max_forward_batch: Union[int, str] = "auto"
 
     @property
     def name(self) -> str:
@@ -199,7 +202,8 @@ def write_model_config(path: Path, spec: ArchiveSpec, task: str) -> None:
         "maxBatchDelay": spec.max_batch_delay_ms,
         "responseTimeout": spec.response_timeout_s,
         "handler": {"task": task, "max_image_pixels": spec.max_image_pixels,
-                    "cpu_threads": spec.cpu_threads or "auto"},
+                    "cpu_threads": spec.cpu_threads or "auto",
+                    "max_forward_batch": spec.max_forward_batch},
     }
     if spec.device_type:
         config["deviceType"] = spec.device_type

@@ -118,10 +118,7 @@ class ModelRunner:
             UnprocessableImage: the model's preprocessing rejects the image.
             InferenceError: the model failed on it.
         """
-        outcome = self.predict_batch([image], from_array)[0]
-        if isinstance(outcome, ServeError):
-            raise outcome
-        return outcome
+        return self.typed(self.predict_raw(image, from_array))
 
     def predict_batch(self, images: Sequence[np.ndarray],
                       from_array: bool = False) -> List[Union[Result, ServeError]]:
@@ -134,10 +131,7 @@ class ModelRunner:
 
     def predict_raw(self, image: np.ndarray, from_array: bool = False) -> dict:
         """The model's own result dict for one image."""
-        outcome = self.forward_batch([image], from_array)[0]
-        if isinstance(outcome, ServeError):
-            raise outcome
-        return outcome
+        return _result_or_raise(self.forward_batch([image], from_array)[0])
 
     def forward_batch(self, images: Sequence[np.ndarray],
                       from_array: bool = False) -> List[Union[dict, ServeError]]:
@@ -159,6 +153,31 @@ class ModelRunner:
             for start in range(0, len(members), self.max_batch):
                 self._forward_group(members[start:start + self.max_batch], prepared, out)
         return out
+
+    def calibrate(self, batch: int = 2, repeats: int = 2) -> bool:
+        """Measure whether a pass over ``batch`` images costs less than ``batch`` passes
+        over one; if not (a large detector on a CPU), run one image per pass from now on.
+
+        Returns:
+            True when batched passes are kept.
+        """
+        if not self.batches or self.max_batch == 1:
+            return self.batches
+        size = (640, 360) if self.task == DET else (128, 32)
+        image = np.full((size[1], size[0], 3), 200, np.uint8)
+        if self.image_flag.startswith("grayscale"):
+            image = image[:, :, 0]
+        data = self._pipeline(image, from_array=False)
+        self._forward([data])  # warm-up
+        one = min(_timed(self._forward, [data]) for _ in range(repeats))
+        many = min(_timed(self._forward, [data] * batch) for _ in range(repeats))
+        keep = many < batch * one * 0.95
+        if not keep:
+            self.max_batch = 1
+        logger.warning("mmocr-serve: %s on %s: %d images per pass %.0f ms, 1 image %.0f ms: %s",
+                       self.architecture, self.device, batch, many * 1000, one * 1000,
+                       "batched passes" if keep else "one image per pass (batching is slower here)")
+        return keep
 
     def _pipeline(self, image: np.ndarray, from_array: bool) -> dict:
         prepare = self._prepare_array if from_array else self._prepare
@@ -274,10 +293,7 @@ class OCREngine:
             UnprocessableImage: the model's preprocessing rejects the image.
             InferenceError: a model failed on this image.
         """
-        outcome = self.predict_many([image], [options])[0]
-        if isinstance(outcome, ServeError):
-            raise outcome
-        return outcome
+        return _result_or_raise(self.predict_many([image], [options])[0])
 
     def predict_many(self, images: Sequence[np.ndarray],
                      options: Sequence[RequestOptions]) -> List[Union[Result, ServeError]]:
@@ -353,6 +369,20 @@ class OCREngine:
                         for image, opt in zip(images, options)]
             logger.exception("inference failed on a %s image", getattr(images[0], "shape", "?"))
             return [InferenceError(f"inference failed: {type(err).__name__}: {err}")]
+
+
+def _result_or_raise(outcome):
+    if isinstance(outcome, ServeError):
+        raise outcome
+    return outcome
+
+
+def _timed(fn, *args) -> float:
+    import time
+
+    began = time.perf_counter()
+    fn(*args)
+    return time.perf_counter() - began
 
 
 def _only_view(value):

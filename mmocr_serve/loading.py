@@ -251,7 +251,10 @@ def engine_from_models(models: Dict[str, tuple], device: str = "cpu",
     options = dict(options or {})
     if device == "cpu":
         set_cpu_threads(options.get("cpu_threads"), int(options.get("workers", 1)))
-    max_batch = int(options.get("max_forward_batch", DEFAULT_MAX_BATCH))
+    # "auto": batched passes, except on a CPU where a measured batched pass is slower
+    requested = options.get("max_forward_batch", "auto")
+    auto = str(requested) == "auto"
+    max_batch = DEFAULT_MAX_BATCH if auto else int(requested)
     runners = {}
     for role, (config, checkpoint, *rest) in models.items():
         try:
@@ -260,6 +263,8 @@ def engine_from_models(models: Dict[str, tuple], device: str = "cpu",
         except ConversionError as err:
             raise ModelLoadError(f"cannot load the {role} model: {err.message}") from None
         runners[role] = ModelRunner(model, max_batch=max_batch)
+        if auto and device == "cpu":
+            runners[role].calibrate()
         if runners[role].task != role:
             raise ModelLoadError(f"{config} is a {runners[role].task} model, given as {role}")
     return OCREngine(detector=runners.get(DET), recognizer=runners.get(RECOG), options=options)

@@ -51,8 +51,8 @@ install_torch() {
     "${PIP[@]}" install --progress-bar off -c "$CONSTRAINTS" "torch===$torch" "torchvision===$tv"
 }
 
-mmcv_wheel_dir() {
-    echo "$CACHE/wheels/torch-$(pin torch)"
+mmcv_wheel_dir() {  # CUDA ops (MMCV_CUDA=1, for the GPU image) get a cache of their own
+    echo "$CACHE/wheels/torch-$(pin torch)$([ "${MMCV_CUDA:-0}" = 1 ] && echo -cuda)"
 }
 
 build_mmcv() {
@@ -64,9 +64,11 @@ build_mmcv() {
         return
     fi
     mkdir -p "$dir"
-    step "mmcv-full $mmcv: building from source with CPU ops (about 14 minutes on 2 cores, once)"
+    step "mmcv-full $mmcv: building from source (CPU ops: about 17 minutes on 2 cores, once)"
     "${PIP[@]}" install -q -c "$CONSTRAINTS" ninja  # parallel compilation (MAX_JOBS)
     # setup.py imports torch and pkg_resources: no build isolation, setuptools 80 (pinned).
+    # MMCV_CUDA=1 compiles the CUDA ops too, without a visible GPU (docker build).
+    [ "${MMCV_CUDA:-0}" = 1 ] && export FORCE_CUDA=1
     MMCV_WITH_OPS=1 MAX_JOBS="${MAX_JOBS:-$(nproc)}" "${PIP[@]}" wheel -v \
         --no-build-isolation --no-deps -c "$CONSTRAINTS" -w "$dir.partial" "mmcv-full==$mmcv" \
         2>&1 | grep -E --line-buffered '^ *\[[0-9]+/[0-9]+\]|Created wheel|[Ee]rror:' \

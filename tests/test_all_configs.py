@@ -52,7 +52,7 @@ def test_config_converts_and_loads(config, tmp_path):
     assert task == ("det" if config.startswith("textdet") else "recog")
     with zipfile.ZipFile(path) as zf:
         zf.extractall(tmp_path / "unpacked")
-    engine = load_engine(tmp_path / "unpacked")
+    engine = load_engine(tmp_path / "unpacked", options={"max_forward_batch": 32})
     assert engine.task == task
     check_batching(engine)
 

@@ -45,14 +45,17 @@ def forward_passes(model):
         handle.remove()
 
 
+BATCHED = {"max_forward_batch": 32}  # not "auto": a CPU may measure batching as slower
+
+
 @pytest.fixture(scope="module")
 def det_engine(det_model_dir):
-    return load_engine(det_model_dir)
+    return load_engine(det_model_dir, options=BATCHED)
 
 
 @pytest.fixture(scope="module")
 def recog_engine(recog_model_dir):
-    return load_engine(recog_model_dir)
+    return load_engine(recog_model_dir, options=BATCHED)
 
 
 @pytest.mark.parametrize("role,sizes,passes", [("detector", DET_SIZES, [1, 3]),
@@ -78,6 +81,17 @@ def test_max_batch_splits_a_large_batch(recog_engine):
         results = runner.predict_batch(images)
     assert seen == [2, 2, 1]
     assert [r.text for r in results] == [runner.predict(i).text for i in images]
+
+
+def test_calibration_measures_and_keeps_or_drops_batching(recog_model_dir):
+    engine = load_engine(recog_model_dir, options=BATCHED)
+    runner = engine.recognizer
+    kept = runner.calibrate()
+    assert runner.max_batch == (32 if kept else 1)
+    images = decoded_images(engine, [(128, 32)] * 3, "Calibrated")
+    with forward_passes(runner.model) as seen:
+        runner.predict_batch(images)
+    assert seen == ([3] if kept else [1, 1, 1])
 
 
 def test_a_bad_image_in_a_batch_fails_alone(det_model_dir):

@@ -42,6 +42,7 @@ class BenchmarkConfig:
     max_batch_delay_ms: int = 20
     out_dir: Path = ROOT / "benchmarks"
     workdir: Path = ROOT / "work" / "benchmark"
+    thread_study: bool = True  # CPU only: workers x threads settings, for the last model
 
 
 def log(message: str) -> None:
@@ -118,6 +119,32 @@ def served(cfg: BenchmarkConfig, server, name: str, image: bytes) -> List[dict]:
     return rows
 
 
+def thread_study(cfg: BenchmarkConfig, name: str, store: Path) -> List[dict]:
+    """Served images/s for workers x torch threads per worker, batch size 1, 8 clients."""
+    from mmocr_serve.archive import ArchiveSpec, build_archive
+    from mmocr_serve.loadgen import drive
+    from mmocr_serve.server import TorchServeProcess
+
+    cores = len(os.sched_getaffinity(0))
+    config, image_path = MODELS[name]
+    image = (ROOT / image_path).read_bytes()
+    rows = []
+    for workers, threads in ((1, cores), (cores, 1), (cores, cores)):
+        label = f"{name}_w{workers}t{threads}"
+        build_archive(ArchiveSpec(config=config, checkpoint=str(cfg.workdir / f"{name}.pth"),
+                                  output_folder=str(store), model_name=label, workers=workers,
+                                  cpu_threads=threads, force=True))
+        with TorchServeProcess(model_store=store, models=[f"{label}={label}.mar"],
+                               workdir=cfg.workdir / f"torchserve-{label}") as server:
+            url = f"{server.inference_url}/predictions/{label}"
+            drive(url, [image], 8, duration_s=60, max_requests=16)
+            result = drive(url, [image], 8, duration_s=cfg.duration_s)
+        rows.append({"model": name, "workers": workers, "threads": threads, **result.summary()})
+        log(f"  {workers} worker(s) x {threads} thread(s): {result.throughput:.2f} images/s, "
+            f"p99 {result.percentile(99):.0f} ms")
+    return rows
+
+
 def run(cfg: BenchmarkConfig) -> dict:
     import torch
 
@@ -140,6 +167,10 @@ def run(cfg: BenchmarkConfig) -> dict:
                                workdir=cfg.workdir / f"torchserve-{name}") as server:
             rows = served(cfg, server, name, image)
         report["models"][name] = {"in_process": ceiling, "served": rows}
+    if device == "cpu" and cfg.thread_study:
+        name = cfg.models[-1]
+        log(f"{name}: workers x threads on {report['machine']['cores']} cores")
+        report["threads"] = thread_study(cfg, name, store)
     return report
 
 
@@ -182,6 +213,13 @@ def markdown(report: dict) -> str:
             out.append(f"| {r['batch_size']} | {r['concurrency']} | {r['images_per_s']:.2f} | "
                        f"{r['images_per_s'] / per_image:.2f} | {r['p50_ms']:.0f} | "
                        f"{r['p90_ms']:.0f} | {r['p99_ms']:.0f} | {r['errors']} |")
+        out.append("")
+    if report.get("threads"):
+        out += [f"**Workers x torch threads** ({report['threads'][0]['model']}, batch size 1, "
+                f"8 clients, {m['cores']} cores):", "",
+                "| workers | threads each | images/s | p99 ms |", "|---:|---:|---:|---:|"]
+        out += [f"| {r['workers']} | {r['threads']} | {r['images_per_s']:.2f} | {r['p99_ms']:.0f} |"
+                for r in report["threads"]]
         out.append("")
     out += ["```", *floors(report), "```", ""]
     return "\n".join(out)
@@ -228,13 +266,15 @@ def parse_args(argv: Optional[List[str]] = None) -> BenchmarkConfig:
     parser.add_argument("--max-batch-delay", type=int, default=defaults.max_batch_delay_ms)
     parser.add_argument("--out-dir", type=Path, default=defaults.out_dir)
     parser.add_argument("--workdir", type=Path, default=defaults.workdir)
+    parser.add_argument("--no-thread-study", action="store_true",
+                        help="skip the CPU workers x threads comparison")
     args = parser.parse_args(argv)
     if 1 not in args.batch_sizes:
         parser.error("--batch-sizes must include 1 (the baseline)")
     return BenchmarkConfig(models=tuple(args.models), batch_sizes=tuple(sorted(args.batch_sizes)),
                            concurrency=tuple(sorted(args.concurrency)), duration_s=args.duration,
                            max_batch_delay_ms=args.max_batch_delay, out_dir=args.out_dir,
-                           workdir=args.workdir)
+                           workdir=args.workdir, thread_study=not args.no_thread_study)
 
 
 def main(argv: Optional[List[str]] = None) -> int:

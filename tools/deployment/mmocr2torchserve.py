@@ -55,7 +55,18 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     group.add_argument("--cpu-threads", type=int, default=None,
                        help="torch threads per CPU worker (default: cores // workers; "
                        "the MMOCR_SERVE_CPU_THREADS variable overrides at start)")
+    group.add_argument("--max-forward-batch", type=forward_batch, default=defaults.max_forward_batch,
+                       help="most images (or end-to-end crops) in one forward pass; auto: 32, "
+                       "or 1 on a CPU where the worker measures batched passes to be slower")
     return parser.parse_args(argv)
+
+
+def forward_batch(value: str):
+    if value == "auto":
+        return value
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"a positive integer or auto, not {value!r}")
+    return int(value)
 
 
 def parse_cfg_options(pairs: List[str]) -> dict:
@@ -79,7 +90,7 @@ def spec_from_args(args: argparse.Namespace) -> ArchiveSpec:
         workers=args.workers, batch_size=args.batch_size,
         max_batch_delay_ms=args.max_batch_delay, response_timeout_s=args.response_timeout,
         device_type=args.device_type, max_image_pixels=args.max_image_pixels,
-        cpu_threads=args.cpu_threads)
+        cpu_threads=args.cpu_threads, max_forward_batch=args.max_forward_batch)
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -1,0 +1,202 @@
+"""The Docker recipes, as far as they can be tested without a Docker engine: the lock file,
+hadolint, the README's docker commands, and the entrypoint against a real TorchServe."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCKERFILES = sorted((ROOT / "docker").glob("*/Dockerfile*"))
+ENTRYPOINT = ROOT / "docker" / "serve" / "entrypoint.py"
+MODEL_STORE = "/home/model-server/model-store"
+MOUNT_TARGETS = {"serve": MODEL_STORE, "aiges": "/home/aiges/models"}
+PORTS = {"serve": "-p8080:8080", "aiges": "-p8888:8888"}
+PY39_DIFFERS = {"torch", "torchvision", "pillow"}  # no Python 3.9 wheels at the lock's versions
+
+
+def pins(path: Path) -> list:
+    out = []
+    for line in path.read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if "==" in line:
+            name, version = line.split("==", 1)
+            out.append((re.sub(r"[-_.]+", "-", name).lower(), version.strip()))
+    return out
+
+
+def test_the_lock_file_pins_each_package_once():
+    found = pins(ROOT / "requirements" / "constraints.txt")
+    names = [name for name, _ in found]
+    assert len(names) == len(set(names)), sorted({n for n in names if names.count(n) > 1})
+    locked = dict(found)
+    for other in (ROOT / "requirements").glob("*.txt"):  # no second pin that differs
+        for name, version in pins(other):
+            assert locked.get(name) == version, (other.name, name, version)
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_dockerfile_installs_from_the_lock_file_and_lints_clean(dockerfile):
+    text = dockerfile.read_text()
+    assert "COPY requirements/ requirements/" in text and "scripts/install.sh" in text
+    assert not re.search(r"pip[0-9.]* install[^\n]*==", text), "a version pinned outside the lock"
+    lint = subprocess.run([str(Path(sys.executable).parent / "hadolint"), str(dockerfile)],
+                          cwd=ROOT, capture_output=True, text=True)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+
+
+@pytest.mark.parametrize("dockerfile", [p for p in DOCKERFILES if "serve" in p.parts],
+                         ids=lambda p: p.name)
+def test_serving_image_layout(dockerfile):
+    text = dockerfile.read_text()
+    assert text.count("FROM ") >= 2, "multi-stage: compilers stay in the build stage"
+    assert re.search(r"^USER 1000", text, re.M), "runs as a non-root user"
+    assert "EXPOSE 8080 8081 8082" in text
+    assert f"mkdir -p {MODEL_STORE}" in text
+    assert "COPY --chown=model-server config.properties" in text
+    assert 'HEALTHCHECK' in text and '"healthcheck"' in text
+    assert 'ENTRYPOINT ["python3.11", "/usr/local/bin/mmocr-serve-entrypoint"]' in text
+
+
+def readme_docker_commands() -> list:
+    text = (ROOT / "README.md").read_text().replace("\\\n", " ")
+    return [shlex.split(line.strip()) for line in text.splitlines()
+            if line.strip().startswith(("docker build", "docker run"))]
+
+
+def test_readme_docker_commands_match_the_images():
+    commands = readme_docker_commands()
+    builds = [c for c in commands if c[1] == "build"]
+    runs = [c for c in commands if c[1] == "run"]
+    assert builds and runs
+    tags = {}
+    for cmd in builds:
+        dockerfile = ROOT / cmd[cmd.index("-f") + 1]
+        assert dockerfile in DOCKERFILES and cmd[-1] == "."
+        tags[cmd[cmd.index("-t") + 1]] = dockerfile
+    for cmd in runs:
+        image = next((a for a in reversed(cmd) if a in tags), None)
+        assert image, f"runs an image no command builds: {cmd}"
+        kind = tags[image].parent.name
+        mounts = [a for a in cmd if a.startswith("type=bind")]
+        assert mounts and all(f"target={MOUNT_TARGETS[kind]}" in m for m in mounts)
+        assert PORTS[kind] in cmd
+
+
+def test_aiges_pins_differ_from_the_lock_only_where_python_39_forces_it():
+    locked = dict(pins(ROOT / "requirements" / "constraints.txt"))
+    py39 = dict(pins(ROOT / "docker" / "aiges" / "constraints-py39.txt"))
+    assert set(py39) <= set(locked), set(py39) - set(locked)
+    assert {name for name in py39 if py39[name] != locked[name]} == PY39_DIFFERS
+
+
+def test_aiges_toml_configures_wrapper_and_xtest_reads_its_answer():
+    import tomllib
+
+    from mmocr_serve.aiges_service import RESPONSE_KEY
+
+    aiges = tomllib.loads((ROOT / "docker" / "aiges" / "aiges.toml").read_text())
+    wrapper = aiges["wrapper"]
+    assert all(isinstance(v, str) for v in wrapper.values())  # the loader passes strings
+    assert {"det_config", "det_checkpoint", "recog_config", "recog_checkpoint"} <= set(wrapper)
+    assert all(v.startswith(MOUNT_TARGETS["aiges"]) for k, v in wrapper.items()
+               if k.endswith("_checkpoint"))
+    xtest = tomllib.loads((ROOT / "docker" / "aiges" / "xtest.toml").read_text())
+    assert xtest["data"]["payload"] == "data"
+    assert xtest["downstream"]["output"] == RESPONSE_KEY
+    assert xtest["xtest"]["taddrs"].endswith(f":{aiges['aiges']['httpPort']}")
+
+
+def entrypoint_env(workdir: Path, config: Path, model_store: Path) -> dict:
+    return dict(os.environ, MODEL_STORE=str(model_store), TS_CONFIG=str(config),
+                MODELS="crnn=crnn.mar", TMPDIR=str(workdir / "tmp"),
+                LOG_LOCATION=str(workdir / "logs"), METRICS_LOCATION=str(workdir / "logs"),
+                PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+
+
+def start_entrypoint(model_store: Path, workdir: Path, *args: str):
+    from mmocr_serve.server import TorchServeProcess
+
+    layout = TorchServeProcess(model_store=model_store, models=["crnn=crnn.mar"], workdir=workdir)
+    (workdir / "tmp").mkdir(parents=True, exist_ok=True)
+    config = workdir / "config.properties"
+    config.write_text(layout.config_text())
+    env = entrypoint_env(workdir, config, model_store)
+    proc = subprocess.Popen([sys.executable, str(ENTRYPOINT), *args], cwd=workdir, env=env,
+                            stdout=open(workdir / "entrypoint.out", "wb"),
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    layout.proc = proc
+    deadline = time.monotonic() + 240
+    while not layout.models_ready():
+        assert proc.poll() is None, (workdir / "entrypoint.out").read_text()[-3000:]
+        assert time.monotonic() < deadline, "TorchServe not ready"
+        time.sleep(1)
+    return proc, layout, env
+
+
+def frontend_pid(workdir: Path) -> int:
+    return int((workdir / "tmp" / ".model_server.pid").read_text())
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}").exists() and "Z" not in Path(f"/proc/{pid}/stat").read_text().split()[2]
+
+
+@pytest.mark.integration
+def test_entrypoint_serves_and_stops_cleanly_on_sigterm(model_store, workdir):
+    work = workdir / "entrypoint-term"
+    proc, server, env = start_entrypoint(model_store, work, "serve", "--disable-token-auth")
+    try:
+        health = subprocess.run([sys.executable, str(ENTRYPOINT), "healthcheck"], cwd=work,
+                                env=dict(env, INFERENCE_PORT=str(server.ports["inference"])))
+        assert health.returncode == 0
+        java = frontend_pid(work)
+        assert requests.get(f"{server.inference_url}/ping", timeout=5).json()["status"] == "Healthy"
+        began = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=60)
+        took = time.monotonic() - began
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert code == 0, (work / "entrypoint.out").read_text()[-2000:]
+    assert took < 30
+    assert not alive(java)
+    assert "TorchServe stopped" in (work / "entrypoint.out").read_text()
+
+
+@pytest.mark.integration
+def test_entrypoint_exits_with_torchserve_when_it_dies(model_store, workdir):
+    work = workdir / "entrypoint-kill"
+    proc, server, _ = start_entrypoint(model_store, work)
+    try:
+        os.kill(frontend_pid(work), signal.SIGKILL)
+        code = proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        else:
+            try:  # the frontend's workers, if any outlived it
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    assert code == 128 + signal.SIGKILL
+
+
+def test_entrypoint_runs_any_other_command_as_given(tmp_path):
+    ran = subprocess.run([sys.executable, str(ENTRYPOINT), "sh", "-c", "echo hello; exit 3"],
+                         capture_output=True, text=True, cwd=tmp_path)
+    assert (ran.returncode, ran.stdout) == (3, "hello\n")
