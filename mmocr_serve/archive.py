@@ -41,8 +41,8 @@ class ArchiveSpec:
     recog_cfg_options: Dict[str, object] = field(default_factory=dict)
     trust_checkpoint: bool = False
     workers: int = 1
-    batch_size: int = 1
-    max_batch_delay_ms: int = 50
+    batch_size: int = 4  # GPU: batched passes; CPU: measured per model ("auto" forward batch)
+    max_batch_delay_ms: int = 20
     response_timeout_s: int = 120
     device_type: Optional[str] = None  # None: GPU workers where a GPU exists
     max_image_pixels: int = DEFAULT_MAX_PIXELS
