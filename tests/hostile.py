@@ -46,8 +46,7 @@ def animated(fmt: str) -> bytes:
 def tiff(mode: str) -> bytes:
     ramp = np.linspace(0, 1, 96 * 48, dtype=np.float32).reshape(48, 96)
     arr = (ramp * 65535).astype(np.uint16) if mode == "I;16" else ramp
-    return encode(Image.fromarray(arr, mode=mode) if mode == "I;16" else Image.fromarray(arr),
-                  "TIFF")
+    return encode(Image.fromarray(arr), "TIFF")  # uint16 -> I;16, float32 -> F
 
 
 def hostile_corpus(request_limit: int) -> Dict[str, Tuple[dict, Tuple[int, ...]]]:

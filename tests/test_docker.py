@@ -47,8 +47,12 @@ def test_the_lock_file_pins_each_package_once():
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_dockerfile_installs_from_the_lock_file_and_lints_clean(dockerfile):
     text = dockerfile.read_text()
-    assert "COPY requirements/ requirements/" in text and "scripts/install.sh" in text
-    assert not re.search(r"pip[0-9.]* install[^\n]*==", text), "a version pinned outside the lock"
+    if dockerfile.parent.name == "serve":  # the project's own install script and lock
+        assert "COPY requirements/ requirements/" in text and "scripts/install.sh" in text
+        assert "pip install" not in text
+    else:  # the loader's Python 3.9: every pip call takes the 3.9 pins (checked below)
+        calls = re.findall(r"pip (?:install|wheel)[^&]*", text)
+        assert calls and all("-c docker/aiges/constraints-py39.txt" in c for c in calls)
     lint = subprocess.run([str(Path(sys.executable).parent / "hadolint"), str(dockerfile)],
                           cwd=ROOT, capture_output=True, text=True)
     assert lint.returncode == 0, lint.stdout + lint.stderr
@@ -69,6 +73,7 @@ def test_serving_image_layout(dockerfile):
 
 def readme_docker_commands() -> list:
     text = (ROOT / "README.md").read_text().replace("\\\n", " ")
+    text = re.sub(r"\$\(realpath ([^)]*)\)", r"\1", text)  # a shell substitution, one word
     return [shlex.split(line.strip()) for line in text.splitlines()
             if line.strip().startswith(("docker build", "docker run"))]
 

@@ -38,11 +38,13 @@ def test_hostile_input_fails_alone_and_the_worker_survives(torchserve, case):
     pids = torchserve.worker_pids("dbnet")
     response = requests.post(url, timeout=120, **kwargs)
     assert response.status_code in allowed, (response.status_code, response.text[:300])
-    body = response.json()  # always JSON
-    if response.status_code >= 400:
+    if case == "body over the request limit":
+        pass  # TorchServe's frontend refuses it before the handler, without a JSON body
+    elif response.status_code >= 400:
+        body = response.json()
         assert body["code"] == response.status_code and body["message"], body
     else:
-        assert isinstance(body["boundary_result"], list)
+        assert isinstance(response.json()["boundary_result"], list)
     good = requests.post(url, data=encode(text_image("after", (320, 96)), "PNG"), timeout=120)
     assert good.status_code == 200, good.text
     assert torchserve.worker_pids("dbnet") == pids
