@@ -43,7 +43,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     group.add_argument("--workers", type=int, default=defaults.workers,
                        help="worker processes, each holding one copy of the model")
     group.add_argument("--batch-size", type=int, default=defaults.batch_size,
-                       help="most requests TorchServe gathers into one handler call")
+                       help="most requests TorchServe gathers into one handler call "
+                       "(default: 8 for a recognizer, 1 for a detector or end-to-end archive)")
     group.add_argument("--max-batch-delay", type=int, default=defaults.max_batch_delay_ms,
                        help="ms TorchServe waits to fill a batch")
     group.add_argument("--response-timeout", type=int, default=defaults.response_timeout_s,
