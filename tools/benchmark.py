@@ -46,7 +46,8 @@ class BenchmarkConfig:
 
 
 def log(message: str) -> None:
-    print(f"[benchmark {time.strftime('%H:%M:%S')}] {message}", flush=True)
+    """A progress line tagged with the running tool (benchmark or soak) and the time."""
+    print(f"[{Path(sys.argv[0]).stem} {time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
 def machine_description() -> dict:
