@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 import pickle
 from dataclasses import dataclass, field
@@ -192,6 +194,19 @@ def build_model(cfg, device: str = "cpu"):
         raise ConversionError(f"cannot build model {cfg.model.get('type')}: {err}") from None
 
 
+@contextlib.contextmanager
+def _root_log_levels_kept():
+    """Undo a side effect of importing mmcv and building a model: mmcv's ``get_logger`` sets
+    the root logger's stream handlers to ERROR, and a TorchServe worker logs through such a
+    handler, so without this the worker's own lines (model ready, batching chosen) vanish."""
+    levels = {handler: handler.level for handler in logging.getLogger().handlers}
+    try:
+        yield
+    finally:
+        for handler, level in levels.items():
+            handler.setLevel(level)
+
+
 def load_weights(model, state_dict: dict) -> None:
     """Load a state dict into a model, refusing missing or unexpected keys.
 
@@ -214,8 +229,9 @@ def load_weights(model, state_dict: dict) -> None:
 def load_model(config, checkpoint: str | os.PathLike, device: str = "cpu",
                cfg_options: Optional[dict] = None, trust: bool = False):
     """Config (path or Config) + checkpoint -> model ready for inference on ``device``."""
-    cfg = load_config(config, cfg_options) if not hasattr(config, "model") else config
-    model = build_model(cfg, "cpu")
+    with _root_log_levels_kept():
+        cfg = load_config(config, cfg_options) if not hasattr(config, "model") else config
+        model = build_model(cfg, "cpu")
     state, _ = read_checkpoint(checkpoint, trust=trust)
     load_weights(model, state)
     return model.to(device)
@@ -251,10 +267,15 @@ def engine_from_models(models: Dict[str, tuple], device: str = "cpu",
     options = dict(options or {})
     if device == "cpu":
         set_cpu_threads(options.get("cpu_threads"), int(options.get("workers", 1)))
-    # "auto": batched passes, except on a CPU where a measured batched pass is slower
+    # "auto": batched passes, up to the size measured cheapest per image on a CPU
     requested = options.get("max_forward_batch", "auto")
     auto = str(requested) == "auto"
     max_batch = DEFAULT_MAX_BATCH if auto else int(requested)
+    # The most images a pass can get: the requests of one batch, or for the recognizer of
+    # an end-to-end model, the text regions of them (any number)
+    largest = {role: int(options.get("batch_size", 1)) for role in models}
+    if len(models) == 2:
+        largest[RECOG] = max_batch
     runners = {}
     for role, (config, checkpoint, *rest) in models.items():
         try:
@@ -263,10 +284,10 @@ def engine_from_models(models: Dict[str, tuple], device: str = "cpu",
         except ConversionError as err:
             raise ModelLoadError(f"cannot load the {role} model: {err.message}") from None
         runners[role] = ModelRunner(model, max_batch=max_batch)
-        if auto and device == "cpu":
-            runners[role].calibrate()
         if runners[role].task != role:
             raise ModelLoadError(f"{config} is a {runners[role].task} model, given as {role}")
+        if auto and device == "cpu":
+            runners[role].calibrate(largest[role])
     return OCREngine(detector=runners.get(DET), recognizer=runners.get(RECOG), options=options)
 
 

@@ -4,6 +4,8 @@ result equals single-image inference of that image (engine, handler, real TorchS
 from __future__ import annotations
 
 import contextlib
+import logging
+import re
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -83,15 +85,26 @@ def test_max_batch_splits_a_large_batch(recog_engine):
     assert [r.text for r in results] == [runner.predict(i).text for i in images]
 
 
-def test_calibration_measures_and_keeps_or_drops_batching(recog_model_dir):
+def test_calibration_keeps_the_pass_size_it_measured_cheapest(recog_model_dir, caplog):
     engine = load_engine(recog_model_dir, options=BATCHED)
     runner = engine.recognizer
-    kept = runner.calibrate()
-    assert runner.max_batch == (32 if kept else 1)
-    images = decoded_images(engine, [(128, 32)] * 3, "Calibrated")
+    with caplog.at_level(logging.WARNING, logger="mmocr_serve.engine"):
+        chosen = runner.calibrate(largest=6)
+    assert runner.max_batch == chosen and chosen in (1, 2, 4, 6)
+    measured = re.search(r"ms per image by images per pass: ([\d:, ]+):", caplog.text).group(1)
+    sizes = [int(pair.split(":")[0]) for pair in measured.split(", ")]
+    assert sizes[:2] == [1, 2] and chosen in sizes and set(sizes) <= {1, 2, 4, 6}
+    images = decoded_images(engine, [(128, 32)] * 5, "Calibrated")
     with forward_passes(runner.model) as seen:
         runner.predict_batch(images)
-    assert seen == ([3] if kept else [1, 1, 1])
+    assert max(seen) == min(chosen, 5) and sum(seen) == 5
+
+
+def test_calibration_is_skipped_where_no_pass_gets_two_images(det_model_dir, caplog):
+    with caplog.at_level(logging.WARNING, logger="mmocr_serve.engine"):
+        engine = load_engine(det_model_dir, options={"batch_size": 1})
+    assert "images per pass" not in caplog.text
+    assert engine.detector.max_batch == 32
 
 
 def test_a_bad_image_in_a_batch_fails_alone(det_model_dir):

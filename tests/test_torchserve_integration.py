@@ -118,3 +118,15 @@ def test_server_settings_from_config_properties(torchserve):
     assert sorted(m["modelName"] for m in models) == ["crnn", "dbnet", "ocr"]
     register = requests.post(f"{torchserve.management_url}/models?url=dbnet.mar", timeout=10)
     assert register.status_code == 405
+
+
+def test_the_worker_log_says_what_each_worker_chose(torchserve):
+    """The handler's own lines reach the model log (mmcv mutes the root logger's handler
+    when it is imported; loading puts its level back)."""
+    log = (torchserve.workdir / "logs" / "model_log.log").read_text(errors="replace")
+    for model in ("dbnet", "crnn", "ocr"):
+        assert any(f"-{model}_" in line and "model ready on cpu" in line
+                   for line in log.splitlines()), f"no 'model ready' line for {model}"
+    # batch size 4: each CPU worker measured its pass sizes, and says what it kept
+    assert "DBNet on cpu, ms per image by images per pass: 1: " in log
+    assert "CRNNNet on cpu, ms per image by images per pass: 1: " in log

@@ -39,6 +39,7 @@ class BenchmarkConfig:
     batch_sizes: Sequence[int] = (1, 4, 8)
     concurrency: Sequence[int] = (1, 4, 8, 16)
     duration_s: float = 15.0
+    min_images: int = 30  # a setting runs longer than duration_s until this many could finish
     max_batch_delay_ms: int = 20
     out_dir: Path = ROOT / "benchmarks"
     workdir: Path = ROOT / "work" / "benchmark"
@@ -78,20 +79,24 @@ def build_archives(cfg: BenchmarkConfig, name: str, store: Path) -> Path:
 
 
 def in_process(cfg: BenchmarkConfig, archive: Path, image: bytes, device: str) -> Dict[int, float]:
-    """Images/s of the engine in this process: one image per call, then B per call."""
+    """Images/s of the engine in this process: one image per call, then B per call.
+
+    The engine is loaded as a worker of the largest batch size is, so it makes the same
+    choice of forward-pass size on a CPU.
+    """
     from mmocr_serve.errors import ServeError
     from mmocr_serve.loading import load_engine
 
     unpacked = cfg.workdir / "unpacked" / archive.stem
     with zipfile.ZipFile(archive) as zf:
         zf.extractall(unpacked)
-    engine = load_engine(unpacked, device, {"workers": 1})
+    engine = load_engine(unpacked, device, {"workers": 1, "batch_size": max(cfg.batch_sizes)})
     rates = {}
     for batch in cfg.batch_sizes:
         payloads = [image] * batch
         engine.predict_payloads(payloads)  # warm-up
         done, began = 0, time.perf_counter()
-        while time.perf_counter() - began < cfg.duration_s:
+        while time.perf_counter() - began < setting_seconds(cfg, rates.get(1)):
             outcomes = engine.predict_payloads(payloads)
             failed = [o for o in outcomes if isinstance(o, ServeError)]
             if failed:
@@ -104,27 +109,58 @@ def in_process(cfg: BenchmarkConfig, archive: Path, image: bytes, device: str) -
     return rates
 
 
-def served(cfg: BenchmarkConfig, server, name: str, image: bytes) -> List[dict]:
-    from mmocr_serve.loadgen import drive
+def setting_seconds(cfg: BenchmarkConfig, rate: Optional[float]) -> float:
+    """How long to measure one setting: ``duration_s``, or long enough for ``min_images``
+    at ``rate`` images/s (a slow detector finishes only a few images in 15 s)."""
+    return max(cfg.duration_s, cfg.min_images / rate) if rate else cfg.duration_s
 
-    rows = []
+
+def serve_and_drive(cfg: BenchmarkConfig, store: Path, label: str, image: bytes,
+                    clients_levels: Sequence[int], seconds: float) -> tuple:
+    """Start a TorchServe with archive ``label`` alone (its workers measure their batching
+    with the machine to themselves), warm it up and drive it at each concurrency.
+
+    Returns:
+        (one LoadResult per level, the worker's logged choice of forward-pass size or "").
+    """
+    from mmocr_serve.loadgen import drive
+    from mmocr_serve.server import TorchServeProcess
+
+    results = []
+    with TorchServeProcess(model_store=store, models=[f"{label}={label}.mar"],
+                           workdir=cfg.workdir / f"torchserve-{label}") as server:
+        url = f"{server.inference_url}/predictions/{label}"
+        for clients in clients_levels:
+            drive(url, [image], clients, duration_s=60, max_requests=clients)  # warm-up
+            results.append(drive(url, [image], clients, duration_s=seconds))
+        log_text = (server.workdir / "logs" / "model_log.log").read_text(errors="replace")
+    choice = next((line.split("MODEL_LOG - mmocr-serve: ", 1)[1] for line in log_text.splitlines()
+                   if "ms per image by images per pass" in line), "")
+    return results, choice
+
+
+def served(cfg: BenchmarkConfig, store: Path, name: str, image: bytes,
+           seconds: float) -> tuple:
+    rows, choices = [], {}
     for batch in cfg.batch_sizes:
-        url = f"{server.inference_url}/predictions/{name}_b{batch}"
-        for clients in cfg.concurrency:
-            drive(url, [image], clients, duration_s=60, max_requests=2 * clients)  # warm-up
-            result = drive(url, [image], clients, duration_s=cfg.duration_s)
+        label = f"{name}_b{batch}"
+        log(f"  starting TorchServe with {label}.mar")
+        results, choices[batch] = serve_and_drive(cfg, store, label, image, cfg.concurrency,
+                                                  seconds)
+        if choices[batch]:
+            log(f"  worker: {choices[batch]}")
+        for result in results:
             row = {"model": name, "batch_size": batch, **result.summary()}
             rows.append(row)
-            log(f"  served, batch {batch}, {clients} clients: {row['images_per_s']:.2f} images/s, "
-                f"p50 {row['p50_ms']:.0f} ms, p99 {row['p99_ms']:.0f} ms, errors {row['errors']}")
-    return rows
+            log(f"  served, batch {batch}, {result.concurrency} clients: "
+                f"{row['images_per_s']:.2f} images/s, p50 {row['p50_ms']:.0f} ms, "
+                f"p99 {row['p99_ms']:.0f} ms, errors {row['errors']}")
+    return rows, choices
 
 
 def thread_study(cfg: BenchmarkConfig, name: str, store: Path) -> List[dict]:
     """Served images/s for workers x torch threads per worker, batch size 1, 8 clients."""
     from mmocr_serve.archive import ArchiveSpec, build_archive
-    from mmocr_serve.loadgen import drive
-    from mmocr_serve.server import TorchServeProcess
 
     cores = len(os.sched_getaffinity(0))
     config, image_path = MODELS[name]
@@ -135,11 +171,7 @@ def thread_study(cfg: BenchmarkConfig, name: str, store: Path) -> List[dict]:
         build_archive(ArchiveSpec(config=config, checkpoint=str(cfg.workdir / f"{name}.pth"),
                                   output_folder=str(store), model_name=label, workers=workers,
                                   cpu_threads=threads, force=True))
-        with TorchServeProcess(model_store=store, models=[f"{label}={label}.mar"],
-                               workdir=cfg.workdir / f"torchserve-{label}") as server:
-            url = f"{server.inference_url}/predictions/{label}"
-            drive(url, [image], 8, duration_s=60, max_requests=16)
-            result = drive(url, [image], 8, duration_s=cfg.duration_s)
+        (result,), _ = serve_and_drive(cfg, store, label, image, [8], cfg.duration_s)
         rows.append({"model": name, "workers": workers, "threads": threads, **result.summary()})
         log(f"  {workers} worker(s) x {threads} thread(s): {result.throughput:.2f} images/s, "
             f"p99 {result.percentile(99):.0f} ms")
@@ -148,8 +180,6 @@ def thread_study(cfg: BenchmarkConfig, name: str, store: Path) -> List[dict]:
 
 def run(cfg: BenchmarkConfig) -> dict:
     import torch
-
-    from mmocr_serve.server import TorchServeProcess
 
     device = "cuda:0" if torch.cuda.is_available() else "cpu"
     store = cfg.workdir / "model-store"
@@ -160,14 +190,13 @@ def run(cfg: BenchmarkConfig) -> dict:
         image = (ROOT / MODELS[name][1]).read_bytes()
         log(f"{name}: building {len(cfg.batch_sizes)} archives")
         build_archives(cfg, name, store)
-        log(f"{name}: in-process throughput ({cfg.duration_s:.0f} s per setting)")
+        log(f"{name}: in-process throughput")
         ceiling = in_process(cfg, store / f"{name}_b1.mar", image, device)
-        models = [f"{name}_b{b}={name}_b{b}.mar" for b in cfg.batch_sizes]
-        log(f"{name}: starting TorchServe with {', '.join(models)}")
-        with TorchServeProcess(model_store=store, models=models,
-                               workdir=cfg.workdir / f"torchserve-{name}") as server:
-            rows = served(cfg, server, name, image)
-        report["models"][name] = {"in_process": ceiling, "served": rows}
+        seconds = setting_seconds(cfg, ceiling[1])
+        log(f"{name}: served, {seconds:.0f} s per setting")
+        rows, choices = served(cfg, store, name, image, seconds)
+        report["models"][name] = {"in_process": ceiling, "served": rows, "seconds": seconds,
+                                  "worker_choice": choices}
     if device == "cpu" and cfg.thread_study:
         name = cfg.models[-1]
         log(f"{name}: workers x threads on {report['machine']['cores']} cores")
@@ -201,12 +230,16 @@ def markdown(report: dict) -> str:
     out = [f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB"
            + (f", GPU {m['gpu']}" if m["gpu"] else ", no GPU")
            + f"; torch {m['torch']}, Python {m['python']}. "
-           f"{report['config']['duration_s']:.0f} s per setting, max batch delay "
-           f"{report['config']['max_batch_delay_ms']} ms, one worker per model.", ""]
+           f"Max batch delay {report['config']['max_batch_delay_ms']} ms, one worker per model, "
+           f"one TorchServe per archive.", ""]
     for name, data in report["models"].items():
         per_image = data["in_process"][min(data["in_process"])]
         inproc = ", ".join(f"{b} per call {r:.2f}" for b, r in data["in_process"].items())
-        out += [f"**{name}** (image `{MODELS[name][1]}`); in-process images/s: {inproc}", "",
+        out += [f"**{name}** (image `{MODELS[name][1]}`, {data['seconds']:.0f} s per setting); "
+                f"in-process images/s: {inproc}", ""]
+        out += [f"- batch size {b} worker: {choice}" for b, choice in
+                data.get("worker_choice", {}).items() if choice]
+        out += ["",
                 "| batch size | clients | images/s | served / in-process | p50 ms | p90 ms "
                 "| p99 ms | errors |",
                 "|---:|---:|---:|---:|---:|---:|---:|---:|"]
@@ -264,6 +297,8 @@ def parse_args(argv: Optional[List[str]] = None) -> BenchmarkConfig:
     parser.add_argument("--concurrency", nargs="+", type=int, default=defaults.concurrency)
     parser.add_argument("--duration", type=float, default=defaults.duration_s,
                         help="seconds measured per setting")
+    parser.add_argument("--min-images", type=int, default=defaults.min_images,
+                        help="measure a setting until this many images could finish, if longer")
     parser.add_argument("--max-batch-delay", type=int, default=defaults.max_batch_delay_ms)
     parser.add_argument("--out-dir", type=Path, default=defaults.out_dir)
     parser.add_argument("--workdir", type=Path, default=defaults.workdir)
@@ -274,8 +309,9 @@ def parse_args(argv: Optional[List[str]] = None) -> BenchmarkConfig:
         parser.error("--batch-sizes must include 1 (the baseline)")
     return BenchmarkConfig(models=tuple(args.models), batch_sizes=tuple(sorted(args.batch_sizes)),
                            concurrency=tuple(sorted(args.concurrency)), duration_s=args.duration,
-                           max_batch_delay_ms=args.max_batch_delay, out_dir=args.out_dir,
-                           workdir=args.workdir, thread_study=not args.no_thread_study)
+                           min_images=args.min_images,
+                           max_batch_delay_ms=args.max_batch_delay, out_dir=args.out_dir.resolve(),
+                           workdir=args.workdir.resolve(), thread_study=not args.no_thread_study)
 
 
 def main(argv: Optional[List[str]] = None) -> int:

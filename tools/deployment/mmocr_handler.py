@@ -28,6 +28,7 @@ class MMOCRHandler(BaseHandler):
         self.device = "cpu" if gpu_id is None else f"cuda:{gpu_id}"
         model_yaml = getattr(context, "model_yaml_config", None) or {}
         handler_options = {"workers": model_yaml.get("minWorkers", 1),
+                           "batch_size": props.get("batch_size", 1),
                            **model_yaml.get("handler", {})}
         self.engine = load_engine(props["model_dir"], self.device, handler_options)
         self.context = context
