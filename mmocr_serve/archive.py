@@ -49,9 +49,10 @@ class ArchiveSpec:
     device_type: Optional[str] = None  # None: GPU workers where a GPU exists
     max_image_pixels: int = DEFAULT_MAX_PIXELS
     cpu_threads: Optional[int] = None  # None: the cores shared evenly by the workers
-    # images (or end-to-end crops) in one forward pass; "auto": DEFAULT_MAX_BATCH, or 1 on a
-    # CPU where a worker measures a batched pass to be slower than single ones
+    # images (or end-to-end crops) in one forward pass; "auto": DEFAULT_MAX_BATCH on a GPU,
+    # on a CPU the size (up to the batch size) a worker measures cheapest per image
     max_forward_batch: Union[int, str] = "auto"
+    cpu_memory: str = "reuse"  # see loading.CPU_MEMORY
 
     @property
     def name(self) -> str:
@@ -211,7 +212,7 @@ def write_model_config(path: Path, spec: ArchiveSpec, task: str) -> None:
         "responseTimeout": spec.response_timeout_s,
         "handler": {"task": task, "max_image_pixels": spec.max_image_pixels,
                     "cpu_threads": spec.cpu_threads or "auto",
-                    "max_forward_batch": spec.max_forward_batch},
+                    "max_forward_batch": spec.max_forward_batch, "cpu_memory": spec.cpu_memory},
     }
     if spec.device_type:
         config["deviceType"] = spec.device_type

@@ -154,15 +154,16 @@ class ModelRunner:
                 self._forward_group(members[start:start + self.max_batch], prepared, out)
         return out
 
-    def calibrate(self, largest: int, repeats: int = 2, margin: float = 0.05) -> int:
+    def calibrate(self, largest: int, repeats: int = 2, margin: float = 0.1) -> int:
         """Measure which forward-pass size is cheapest per image on this device, and keep
         passes of at most that many images.
 
         Passes over 2, 4, 8 ... images, up to ``largest`` (the most a pass will be given),
-        are timed against passes over one; doubling stops at the first size that is not
-        ``margin`` cheaper per image than the best so far. On a CPU a large detector gets
-        1 (its per-image cost grows with the batch: DBNet r18 at 1248x736 took 7% longer
-        per image in passes of 2 and 23% in passes of 4), a small recognizer 16 or 32.
+        are timed in turn with passes of the best size so far (interleaved, so a machine
+        that warms up or gets busier favours neither); doubling stops at the first size
+        that is not ``margin`` cheaper per image than the best. On a CPU a large detector
+        keeps 1 (DBNet r18's cost per image grows with the images in a pass), a small
+        recognizer 8 to 32.
 
         Returns:
             The new ``max_batch``.
@@ -176,21 +177,24 @@ class ModelRunner:
             image = image[:, :, 0]
         data = self._pipeline(image, from_array=False)
         self._forward([data])  # warm-up
+        costs = {}  # images per pass -> least seconds per image seen
 
-        def per_image(count: int) -> float:
-            return min(_timed(self._forward, [data] * count) for _ in range(repeats)) / count
+        def measure(count: int) -> None:
+            cost = _timed(self._forward, [data] * count) / count
+            costs[count] = min(cost, costs.get(count, cost))
 
-        costs = {1: per_image(1)}
         best, count = 1, 2
         while count <= largest:
-            costs[count] = per_image(count)
+            for _ in range(repeats):
+                measure(best)
+                measure(count)
             if costs[count] >= costs[best] * (1 - margin):
                 break
             best, count = count, (min(count * 2, largest) if count < largest else count + 1)
         self.max_batch = best
         logger.warning("mmocr-serve: %s on %s, ms per image by images per pass: %s: %s",
                        self.architecture, self.device,
-                       ", ".join(f"{n}: {cost * 1000:.0f}" for n, cost in costs.items()),
+                       ", ".join(f"{n}: {costs[n] * 1000:.0f}" for n in sorted(costs)),
                        f"passes of up to {best} images" if best > 1
                        else "one image per pass (batched passes are no cheaper here)")
         return best

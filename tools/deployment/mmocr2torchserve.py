@@ -14,6 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository r
 from mmocr_serve.archive import DEVICE_TYPES, ArchiveSpec, build_archive  # noqa: E402
 from mmocr_serve.decode import DEFAULT_MAX_PIXELS  # noqa: E402
 from mmocr_serve.errors import ServeError  # noqa: E402
+from mmocr_serve.loading import CPU_MEMORY  # noqa: E402
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -57,8 +58,12 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                        help="torch threads per CPU worker (default: cores // workers; "
                        "the MMOCR_SERVE_CPU_THREADS variable overrides at start)")
     group.add_argument("--max-forward-batch", type=forward_batch, default=defaults.max_forward_batch,
-                       help="most images (or end-to-end crops) in one forward pass; auto: 32, "
-                       "or 1 on a CPU where the worker measures batched passes to be slower")
+                       help="most images (or end-to-end crops) in one forward pass; auto: 32 "
+                       "on a GPU, on a CPU the size (up to the batch size) the worker measures "
+                       "cheapest per image")
+    group.add_argument("--cpu-memory", choices=sorted(CPU_MEMORY), default=defaults.cpu_memory,
+                       help="reuse: a CPU worker keeps freed memory for its next requests "
+                       "(faster; its memory stays at its peak); release: give it back at once")
     return parser.parse_args(argv)
 
 
@@ -91,7 +96,8 @@ def spec_from_args(args: argparse.Namespace) -> ArchiveSpec:
         workers=args.workers, batch_size=args.batch_size,
         max_batch_delay_ms=args.max_batch_delay, response_timeout_s=args.response_timeout,
         device_type=args.device_type, max_image_pixels=args.max_image_pixels,
-        cpu_threads=args.cpu_threads, max_forward_batch=args.max_forward_batch)
+        cpu_threads=args.cpu_threads, max_forward_batch=args.max_forward_batch,
+        cpu_memory=args.cpu_memory)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
