@@ -34,6 +34,17 @@ class LoadResult:
         """Answered (2xx) requests per second."""
         return self.ok / self.elapsed_s if self.elapsed_s else 0.0
 
+    @classmethod
+    def combined(cls, results: Sequence["LoadResult"]) -> "LoadResult":
+        """Several windows of one setting as one: their time, answers and statuses added."""
+        total = cls(concurrency=results[0].concurrency)
+        for result in results:
+            total.elapsed_s += result.elapsed_s
+            total.latencies_ms += result.latencies_ms
+            for status, count in result.statuses.items():
+                total.statuses[status] = total.statuses.get(status, 0) + count
+        return total
+
     def percentile(self, pct: float) -> float:
         """The ``pct``-th percentile latency in ms (nearest rank); NaN with no answers."""
         if not self.latencies_ms:

@@ -12,10 +12,12 @@ loopback ports and drive each archive with concurrent clients. Writes
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import json
 import os
 import platform
+import shutil
 import sys
 import time
 import zipfile
@@ -40,6 +42,7 @@ class BenchmarkConfig:
     concurrency: Sequence[int] = (1, 4, 8, 16)
     duration_s: float = 15.0
     min_images: int = 30  # a setting runs longer than duration_s until this many could finish
+    rounds: int = 2  # windows per setting, taken in turn with the other archives' windows
     max_batch_delay_ms: int = 20
     out_dir: Path = ROOT / "benchmarks"
     workdir: Path = ROOT / "work" / "benchmark"
@@ -91,19 +94,30 @@ def in_process(cfg: BenchmarkConfig, archive: Path, image: bytes, device: str) -
     with zipfile.ZipFile(archive) as zf:
         zf.extractall(unpacked)
     engine = load_engine(unpacked, device, {"workers": 1, "batch_size": max(cfg.batch_sizes)})
-    rates = {}
-    for batch in cfg.batch_sizes:
+    def run_calls(batch: int, seconds: float) -> tuple:
         payloads = [image] * batch
-        engine.predict_payloads(payloads)  # warm-up
         done, began = 0, time.perf_counter()
-        while time.perf_counter() - began < setting_seconds(cfg, rates.get(1)):
+        while time.perf_counter() - began < seconds:
             outcomes = engine.predict_payloads(payloads)
             failed = [o for o in outcomes if isinstance(o, ServeError)]
             if failed:
                 raise RuntimeError(f"in-process inference failed: {failed[0].message}")
             done += batch
-        rates[batch] = done / (time.perf_counter() - began)
-        log(f"  in-process, {batch} image(s) per call: {rates[batch]:.2f} images/s")
+        return done, time.perf_counter() - began
+
+    # a first timing of one image per call sets the time per setting; then the batch
+    # sizes take turns, ``rounds`` windows each, as the served archives do
+    done, took = run_calls(1, 1.0)
+    seconds = setting_seconds(cfg, done / took)
+    totals = {batch: [0, 0.0] for batch in cfg.batch_sizes}
+    for _ in range(cfg.rounds):
+        for batch in cfg.batch_sizes:
+            done, took = run_calls(batch, seconds / cfg.rounds)
+            totals[batch][0] += done
+            totals[batch][1] += took
+    rates = {batch: done / took for batch, (done, took) in totals.items()}
+    for batch, rate in rates.items():
+        log(f"  in-process, {batch} image(s) per call: {rate:.2f} images/s")
     del engine
     gc.collect()
     return rates
@@ -115,41 +129,63 @@ def setting_seconds(cfg: BenchmarkConfig, rate: Optional[float]) -> float:
     return max(cfg.duration_s, cfg.min_images / rate) if rate else cfg.duration_s
 
 
-def serve_and_drive(cfg: BenchmarkConfig, store: Path, label: str, image: bytes,
-                    clients_levels: Sequence[int], seconds: float) -> tuple:
-    """Start a TorchServe with archive ``label`` alone (its workers measure their batching
-    with the machine to themselves), warm it up and drive it at each concurrency.
+def serve_and_drive(cfg: BenchmarkConfig, store: Path, labels: Sequence[str], image: bytes,
+                    clients_levels: Sequence[int], seconds: float, rounds: int = 1) -> tuple:
+    """Start one TorchServe per archive, one after another (so each worker measures its
+    batching while the others are idle), then at each concurrency drive the archives in
+    turn, ``rounds`` windows each: a machine that slows down or speeds up during the run
+    (a shared VM does) weighs on every archive alike.
 
     Returns:
-        (one LoadResult per level, the worker's logged choice of forward-pass size or "").
+        ({label: one LoadResult per level}, {label: the worker's logged choice or ""}).
     """
-    from mmocr_serve.loadgen import drive
+    from mmocr_serve.loadgen import LoadResult, drive
     from mmocr_serve.server import TorchServeProcess
 
-    results = []
-    with TorchServeProcess(model_store=store, models=[f"{label}={label}.mar"],
-                           workdir=cfg.workdir / f"torchserve-{label}") as server:
-        url = f"{server.inference_url}/predictions/{label}"
+    with contextlib.ExitStack() as stack:
+        urls, logs = {}, {}
+        for label in labels:
+            log(f"  starting TorchServe with {label}.mar")
+            workdir = cfg.workdir / f"torchserve-{label}"
+            shutil.rmtree(workdir / "logs", ignore_errors=True)
+            server = stack.enter_context(TorchServeProcess(
+                model_store=store, models=[f"{label}={label}.mar"], workdir=workdir))
+            urls[label] = f"{server.inference_url}/predictions/{label}"
+            logs[label] = server.workdir / "logs" / "model_log.log"
+        results: Dict[str, list] = {label: [] for label in labels}
         for clients in clients_levels:
-            drive(url, [image], clients, duration_s=60, max_requests=clients)  # warm-up
-            results.append(drive(url, [image], clients, duration_s=seconds))
-        log_text = (server.workdir / "logs" / "model_log.log").read_text(errors="replace")
-    choice = next((line.split("MODEL_LOG - mmocr-serve: ", 1)[1] for line in log_text.splitlines()
-                   if "ms per image by images per pass" in line), "")
-    return results, choice
+            for label in labels:
+                drive(urls[label], [image], clients, duration_s=60, max_requests=clients)
+            windows: Dict[str, list] = {label: [] for label in labels}
+            for _ in range(rounds):
+                for label in labels:
+                    windows[label].append(drive(urls[label], [image], clients,
+                                                duration_s=seconds / rounds))
+            for label in labels:
+                results[label].append(LoadResult.combined(windows[label]))
+        choices = {label: worker_choice(logs[label].read_text(errors="replace"))
+                   for label in labels}
+    return results, choices
+
+
+def worker_choice(model_log: str) -> str:
+    """The last forward-pass size choice a worker logged, or ""."""
+    lines = [line.split("MODEL_LOG - mmocr-serve: ", 1)[1] for line in model_log.splitlines()
+             if "ms per image by images per pass" in line]
+    return lines[-1] if lines else ""
 
 
 def served(cfg: BenchmarkConfig, store: Path, name: str, image: bytes,
            seconds: float) -> tuple:
+    labels = {f"{name}_b{batch}": batch for batch in cfg.batch_sizes}
+    results, by_label = serve_and_drive(cfg, store, list(labels), image, cfg.concurrency,
+                                        seconds, rounds=cfg.rounds)
     rows, choices = [], {}
-    for batch in cfg.batch_sizes:
-        label = f"{name}_b{batch}"
-        log(f"  starting TorchServe with {label}.mar")
-        results, choices[batch] = serve_and_drive(cfg, store, label, image, cfg.concurrency,
-                                                  seconds)
+    for label, batch in labels.items():
+        choices[batch] = by_label[label]
         if choices[batch]:
-            log(f"  worker: {choices[batch]}")
-        for result in results:
+            log(f"  batch {batch} worker: {choices[batch]}")
+        for result in results[label]:
             row = {"model": name, "batch_size": batch, **result.summary()}
             rows.append(row)
             log(f"  served, batch {batch}, {result.concurrency} clients: "
@@ -165,13 +201,17 @@ def thread_study(cfg: BenchmarkConfig, name: str, store: Path) -> List[dict]:
     cores = len(os.sched_getaffinity(0))
     config, image_path = MODELS[name]
     image = (ROOT / image_path).read_bytes()
-    rows = []
-    for workers, threads in ((1, cores), (cores, 1), (cores, cores)):
-        label = f"{name}_w{workers}t{threads}"
+    settings = {f"{name}_w{workers}t{threads}": (workers, threads)
+                for workers, threads in ((1, cores), (cores, 1), (cores, cores))}
+    for label, (workers, threads) in settings.items():
         build_archive(ArchiveSpec(config=config, checkpoint=str(cfg.workdir / f"{name}.pth"),
                                   output_folder=str(store), model_name=label, workers=workers,
                                   cpu_threads=threads, force=True))
-        (result,), _ = serve_and_drive(cfg, store, label, image, [8], cfg.duration_s)
+    results, _ = serve_and_drive(cfg, store, list(settings), image, [8], cfg.duration_s,
+                                 rounds=cfg.rounds)
+    rows = []
+    for label, (workers, threads) in settings.items():
+        (result,) = results[label]
         rows.append({"model": name, "workers": workers, "threads": threads, **result.summary()})
         log(f"  {workers} worker(s) x {threads} thread(s): {result.throughput:.2f} images/s, "
             f"p99 {result.percentile(99):.0f} ms")
@@ -231,7 +271,8 @@ def markdown(report: dict) -> str:
            + (f", GPU {m['gpu']}" if m["gpu"] else ", no GPU")
            + f"; torch {m['torch']}, Python {m['python']}. "
            f"Max batch delay {report['config']['max_batch_delay_ms']} ms, one worker per model, "
-           f"one TorchServe per archive.", ""]
+           f"one TorchServe per archive; the archives are driven in turn, "
+           f"{report['config']['rounds']} windows per setting.", ""]
     for name, data in report["models"].items():
         per_image = data["in_process"][min(data["in_process"])]
         inproc = ", ".join(f"{b} per call {r:.2f}" for b, r in data["in_process"].items())
@@ -299,6 +340,8 @@ def parse_args(argv: Optional[List[str]] = None) -> BenchmarkConfig:
                         help="seconds measured per setting")
     parser.add_argument("--min-images", type=int, default=defaults.min_images,
                         help="measure a setting until this many images could finish, if longer")
+    parser.add_argument("--rounds", type=int, default=defaults.rounds,
+                        help="windows per setting, taken in turn across the archives")
     parser.add_argument("--max-batch-delay", type=int, default=defaults.max_batch_delay_ms)
     parser.add_argument("--out-dir", type=Path, default=defaults.out_dir)
     parser.add_argument("--workdir", type=Path, default=defaults.workdir)
@@ -309,7 +352,7 @@ def parse_args(argv: Optional[List[str]] = None) -> BenchmarkConfig:
         parser.error("--batch-sizes must include 1 (the baseline)")
     return BenchmarkConfig(models=tuple(args.models), batch_sizes=tuple(sorted(args.batch_sizes)),
                            concurrency=tuple(sorted(args.concurrency)), duration_s=args.duration,
-                           min_images=args.min_images,
+                           min_images=args.min_images, rounds=args.rounds,
                            max_batch_delay_ms=args.max_batch_delay, out_dir=args.out_dir.resolve(),
                            workdir=args.workdir.resolve(), thread_study=not args.no_thread_study)
 
