@@ -41,8 +41,8 @@ class ArchiveSpec:
     recog_cfg_options: Dict[str, object] = field(default_factory=dict)
     trust_checkpoint: bool = False
     workers: int = 1
-    # None: 8 for a recognizer (CRNN on a CPU: x1.5 to x2.4 the throughput of 1 from 4
-    # clients up), 1 for a detector or end-to-end archive (DBNet on a CPU: batching slower)
+    # None: 8 for a recognizer (CRNN on a CPU: x1.1 to x2.7 the throughput of 1 from 4
+    # clients up), 1 for a detector or end-to-end archive (DBNet on a CPU: batching no faster)
     batch_size: Optional[int] = None
     max_batch_delay_ms: int = 20
     response_timeout_s: int = 120
