@@ -14,8 +14,9 @@ from typing import Dict, List, Optional, Union
 
 from .decode import DEFAULT_MAX_PIXELS
 from .errors import ConversionError
-from .loading import (DET, MANIFEST_NAME, OCR, RECOG, ModelDirManifest, ModelFiles, build_model,
-                      load_config, load_weights, model_task, read_checkpoint)
+from .loading import (CPU_LAYOUTS, CPU_MEMORY, DET, MANIFEST_NAME, OCR, RECOG, ModelDirManifest,
+                      ModelFiles, build_model, load_config, load_weights, model_task,
+                      read_checkpoint)
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +54,7 @@ class ArchiveSpec:
     # on a CPU the size (up to the batch size) a worker measures cheapest per image
     max_forward_batch: Union[int, str] = "auto"
     cpu_memory: str = "reuse"  # see loading.CPU_MEMORY
+    cpu_layout: str = "channels_last"  # see loading.CPU_LAYOUTS
 
     @property
     def name(self) -> str:
@@ -136,6 +138,10 @@ def check_spec(spec: ArchiveSpec) -> None:
         raise ConversionError("--recog-config and --recog-checkpoint go together")
     if spec.max_batch_delay_ms < 0:
         raise ConversionError(f"max batch delay must be >= 0 ms, not {spec.max_batch_delay_ms}")
+    for label, value, allowed in (("cpu memory", spec.cpu_memory, CPU_MEMORY),
+                                  ("cpu layout", spec.cpu_layout, CPU_LAYOUTS)):
+        if value not in allowed:
+            raise ConversionError(f"{label} must be one of {', '.join(allowed)}, not {value!r}")
 
 
 def referenced_files(cfg) -> Dict[str, Path]:
@@ -212,7 +218,8 @@ def write_model_config(path: Path, spec: ArchiveSpec, task: str) -> None:
         "responseTimeout": spec.response_timeout_s,
         "handler": {"task": task, "max_image_pixels": spec.max_image_pixels,
                     "cpu_threads": spec.cpu_threads or "auto",
-                    "max_forward_batch": spec.max_forward_batch, "cpu_memory": spec.cpu_memory},
+                    "max_forward_batch": spec.max_forward_batch, "cpu_memory": spec.cpu_memory,
+                    "cpu_layout": spec.cpu_layout},
     }
     if spec.device_type:
         config["deviceType"] = spec.device_type

@@ -268,6 +268,9 @@ def engine_from_models(models: Dict[str, tuple], device: str = "cpu",
     if device == "cpu":
         set_cpu_threads(options.get("cpu_threads"), int(options.get("workers", 1)))
         set_cpu_memory(str(options.get("cpu_memory", "reuse")))
+    layout = str(options.get("cpu_layout", "channels_last"))
+    if layout not in CPU_LAYOUTS:
+        raise ModelLoadError(f"cpu_layout must be one of {', '.join(CPU_LAYOUTS)}, not {layout!r}")
     # "auto": batched passes, up to the size measured cheapest per image on a CPU
     requested = options.get("max_forward_batch", "auto")
     auto = str(requested) == "auto"
@@ -287,6 +290,8 @@ def engine_from_models(models: Dict[str, tuple], device: str = "cpu",
         runners[role] = ModelRunner(model, max_batch=max_batch)
         if runners[role].task != role:
             raise ModelLoadError(f"{config} is a {runners[role].task} model, given as {role}")
+        if device == "cpu" and layout == "channels_last":
+            runners[role].use_channels_last()
         if auto and device == "cpu":
             runners[role].calibrate(largest[role])
     return OCREngine(detector=runners.get(DET), recognizer=runners.get(RECOG), options=options)
@@ -309,6 +314,13 @@ def set_cpu_threads(requested: Optional[object], workers: int) -> int:
     torch.set_num_threads(threads)
     return threads
 
+
+# How a CPU worker stores the model's convolution weights (and so its activations).
+CPU_LAYOUTS = {
+    "channels_last": "NHWC, where oneDNN's convolutions run fastest (DBNet r18 x1.2 to x1.4 "
+                     "on 2 cores); models with mmcv's compiled ops stay contiguous",
+    "contiguous": "NCHW, PyTorch's default",
+}
 
 # What a CPU worker does with the memory a forward pass frees.
 CPU_MEMORY = {

@@ -59,6 +59,7 @@ def test_config_converts_and_loads(config, tmp_path):
     engine = load_engine(tmp_path / "unpacked", options={"max_forward_batch": 32})
     assert engine.task == task
     check_batching(engine)
+    check_layout(engine)
 
 
 def check_batching(engine) -> None:
@@ -76,4 +77,34 @@ def check_batching(engine) -> None:
     assert passes == [2]
     for image, got in zip(images, batched):
         diff = compare(runner.predict(image).to_dict(), got.to_dict())
+        assert diff.ok, diff.problems
+
+
+def check_layout(engine) -> None:
+    """A CPU worker's detector runs channels-last unless it has mmcv's compiled ops; where
+    it does, results equal those of the contiguous layout."""
+    import torch
+
+    runner = engine.detector or engine.recognizer
+    mmcv_ops = [m for m in runner.model.modules() if type(m).__module__.startswith("mmcv.ops")]
+    assert runner.channels_last == (engine.detector is not None and not mmcv_ops)
+    if not runner.channels_last:
+        return
+    images = [engine.decode(encode(text_image(text, size), "PNG"))
+              for text, size in (("ef 56", (640, 360)), ("GH 78", (500, 300)))]
+    if runner.architecture in SLOW_WITH_RANDOM_WEIGHTS or not runner.batches:
+        # post-processing random maps takes minutes: compare the features instead
+        img = runner._collate([runner._pipeline(images[0], from_array=False)])["img"]
+        img = img[0] if isinstance(img, list) else img
+        with torch.no_grad():
+            channels_last = runner.model.extract_feat(img)
+            runner.model.to(memory_format=torch.contiguous_format)
+            contiguous = runner.model.extract_feat(img)
+        for got, want in zip(channels_last, contiguous):
+            torch.testing.assert_close(got, want, rtol=1e-3, atol=1e-4)
+        return
+    channels_last = [runner.predict(image).to_dict() for image in images]
+    runner.model.to(memory_format=torch.contiguous_format)
+    for image, got in zip(images, channels_last):
+        diff = compare(runner.predict(image).to_dict(), got)
         assert diff.ok, diff.problems

@@ -91,13 +91,52 @@ def test_calibration_keeps_the_pass_size_it_measured_cheapest(recog_model_dir, c
     with caplog.at_level(logging.WARNING, logger="mmocr_serve.engine"):
         chosen = runner.calibrate(largest=6)
     assert runner.max_batch == chosen and chosen in (1, 2, 4, 6)
-    measured = re.search(r"ms per image by images per pass: ([\d:, ]+):", caplog.text).group(1)
+    measured = re.search(r"ms per image by images per pass: ([\d:, ]+)[:;]", caplog.text).group(1)
     sizes = [int(pair.split(":")[0]) for pair in measured.split(", ")]
     assert sizes[:2] == [1, 2] and chosen in sizes and set(sizes) <= {1, 2, 4, 6}
     images = decoded_images(engine, [(128, 32)] * 5, "Calibrated")
     with forward_passes(runner.model) as seen:
         runner.predict_batch(images)
     assert max(seen) == min(chosen, 5) and sum(seen) == 5
+
+
+def test_passes_side_by_side_run_in_lanes_and_equal_single_inference(det_model_dir):
+    import threading
+
+    import torch
+
+    engine = load_engine(det_model_dir, options={"max_forward_batch": 1})  # not calibrated
+    runner = engine.detector
+    runner.lanes = 2
+    threads = torch.get_num_threads()
+    seen = []
+    handle = runner.model.backbone.register_forward_pre_hook(
+        lambda _m, _a: seen.append((threading.current_thread().name, torch.get_num_threads())))
+    images = decoded_images(engine, DET_SIZES, "Lanes")
+    try:
+        batched = runner.predict_batch(images)
+    finally:
+        handle.remove()
+    assert len(seen) == 4 and len({name for name, _ in seen}) == 2
+    assert all(name.startswith("mmocr-serve-lane") and count == max(1, threads // 2)
+               for name, count in seen)
+    assert torch.get_num_threads() == threads  # this thread's own count is left alone
+    runner.lanes = 1
+    for image, got in zip(images, batched):
+        diff = compare(runner.predict(image).to_dict(), got.to_dict())
+        assert diff.ok, diff.problems
+
+
+def test_a_detector_calibration_measures_passes_side_by_side(det_model_dir, caplog):
+    with caplog.at_level(logging.WARNING, logger="mmocr_serve.engine"):
+        engine = load_engine(det_model_dir, options={"batch_size": 2})
+    runner = engine.detector
+    line = next(r.getMessage() for r in caplog.records if "images per pass" in r.getMessage())
+    assert re.search(r"images per pass: 1: \d+, 2: \d+[;:]", line)
+    if runner.max_batch == 1:  # a batched pass was no cheaper: lanes were measured
+        assert re.search(r"by passes side by side: 1: \d+, 2: \d+: ", line)
+        assert runner.lanes in (1, 2) and (runner.lanes == 2) == ("side by side, " in line)
+    assert runner.channels_last
 
 
 def test_calibration_is_skipped_where_no_pass_gets_two_images(det_model_dir, caplog):

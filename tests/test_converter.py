@@ -39,6 +39,7 @@ def test_archive_contents(model_store):
         config = yaml.safe_load(zf.read("model-config.yaml"))
         merged = zf.read("det_config.py").decode()
     assert config["batchSize"] == 4 and config["minWorkers"] == 1
+    assert config["handler"]["cpu_layout"] == "channels_last"
     assert "_base_" not in merged and "DBNet" in merged  # fully merged
 
 
@@ -59,11 +60,12 @@ def test_cli_relative_output_folder_and_force(tmp_path, det_checkpoint):
     assert again.returncode == 1 and "already exists" in again.stderr
     forced = convert(DET_CONFIG, det_checkpoint, "--output-folder", "out", "--model-name", "det1",
                      "-f", "--batch-size", "8", "--workers", "2", "--device-type", "cpu",
-                     cwd=tmp_path)
+                     "--cpu-layout", "contiguous", cwd=tmp_path)
     assert forced.returncode == 0, forced.stderr
     with zipfile.ZipFile(tmp_path / "out" / "det1.mar") as zf:
         config = yaml.safe_load(zf.read("model-config.yaml"))
     assert (config["batchSize"], config["maxWorkers"], config["deviceType"]) == (8, 2, "cpu")
+    assert config["handler"]["cpu_layout"] == "contiguous"
     assert listing(tmp_path / "out") == ["det1.mar"]
 
 
@@ -160,3 +162,17 @@ def test_numpy_metadata_loads_without_trust(tmp_path, recog_checkpoint):
     torch.save(ckpt, path)
     result = convert(RECOG_CONFIG, path, "--output-folder", tmp_path)
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("field,value,named", [("cpu_layout", "nhwc", "cpu layout"),
+                                               ("cpu_memory", "hoard", "cpu memory")])
+def test_unknown_cpu_settings_are_refused_before_anything_is_written(tmp_path, det_checkpoint,
+                                                                     field, value, named):
+    from mmocr_serve.archive import ArchiveSpec, build_archive
+    from mmocr_serve.errors import ConversionError
+
+    spec = ArchiveSpec(config=DET_CONFIG, checkpoint=str(det_checkpoint),
+                       output_folder=str(tmp_path / "out"), **{field: value})
+    with pytest.raises(ConversionError, match=f"{named} must be one of .*not '{value}'"):
+        build_archive(spec)
+    assert listing(tmp_path / "out") == []

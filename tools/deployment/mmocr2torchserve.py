@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository r
 from mmocr_serve.archive import DEVICE_TYPES, ArchiveSpec, build_archive  # noqa: E402
 from mmocr_serve.decode import DEFAULT_MAX_PIXELS  # noqa: E402
 from mmocr_serve.errors import ServeError  # noqa: E402
-from mmocr_serve.loading import CPU_MEMORY  # noqa: E402
+from mmocr_serve.loading import CPU_LAYOUTS, CPU_MEMORY  # noqa: E402
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -64,6 +64,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     group.add_argument("--cpu-memory", choices=sorted(CPU_MEMORY), default=defaults.cpu_memory,
                        help="reuse: a CPU worker keeps freed memory for its next requests "
                        "(faster; its memory stays at its peak); release: give it back at once")
+    group.add_argument("--cpu-layout", choices=sorted(CPU_LAYOUTS), default=defaults.cpu_layout,
+                       help="channels_last: a CPU worker stores convolution weights NHWC "
+                       "(faster; models with mmcv ops stay contiguous); contiguous: NCHW")
     return parser.parse_args(argv)
 
 
@@ -97,7 +100,7 @@ def spec_from_args(args: argparse.Namespace) -> ArchiveSpec:
         max_batch_delay_ms=args.max_batch_delay, response_timeout_s=args.response_timeout,
         device_type=args.device_type, max_image_pixels=args.max_image_pixels,
         cpu_threads=args.cpu_threads, max_forward_batch=args.max_forward_batch,
-        cpu_memory=args.cpu_memory)
+        cpu_memory=args.cpu_memory, cpu_layout=args.cpu_layout)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
