@@ -241,7 +241,8 @@ class ModelRunner:
                 initializer=torch.set_num_threads, initargs=(max(1, threads // lanes),))
         return self._lane_pools[lanes]
 
-    def calibrate(self, largest: int, repeats: int = 2, margin: float = 0.1) -> int:
+    def calibrate(self, largest: int, repeats: int = 2, margin: float = 0.1,
+                  lane_repeats: int = 3, lane_margin: float = 0.05) -> int:
         """Measure how a batch of up to ``largest`` images runs cheapest per image on this
         device: passes of how many images, and on a CPU, how many passes side by side.
 
@@ -251,8 +252,10 @@ class ModelRunner:
         that is not ``margin`` cheaper per image than the best. On a CPU a small recognizer
         keeps 8 to 32. Where one image per pass stays best (a large detector already keeps
         every core busy), 2, 4 ... passes of one image side by side, each with its share of
-        torch's threads, are measured the same way: DBNet r18 on 2 cores ran 2 single-thread
-        passes at once about 15% cheaper per image than one pass on both threads.
+        torch's threads, are measured the same way (``lane_repeats`` times, ``lane_margin``
+        cheaper: lanes cost memory, not latency, since a batch's answers go back together).
+        DBNet r18 on 2 cores ran 2 single-thread passes at once 8% to 15% cheaper per image
+        than one pass on both threads.
 
         Returns:
             The new ``max_batch``.
@@ -276,7 +279,7 @@ class ModelRunner:
         found = "ms per image by images per pass: " + _costs_text(costs)
         if self.max_batch == 1 and self.device.type == "cpu":
             self.lanes, lane_costs = _cheapest(side_by_side, min(largest, torch.get_num_threads()),
-                                               repeats, margin)
+                                               lane_repeats, lane_margin)
             found += "; by passes side by side: " + _costs_text(lane_costs)
             for lanes in [n for n in self._lane_pools if n != self.lanes]:
                 self._lane_pools.pop(lanes).shutdown()
