@@ -255,7 +255,7 @@ class ModelRunner:
         torch's threads, are measured the same way, ``lane_repeats`` times, and kept when
         ``lane_margin`` cheaper (by default: cheaper at all). Lanes cost memory, not latency,
         since a batch's answers go back together. DBNet r18 on 2 cores ran 2 single-thread
-        passes at once from 2% dearer to 15% cheaper per image than one pass on both
+        passes at once from 4% dearer to 15% cheaper per image than one pass on both
         threads, by how busy the machine was.
 
         Returns:
