@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Union
 
 from .decode import DEFAULT_MAX_PIXELS
-from .errors import ConversionError
+from .errors import ConversionError, check_choice
 from .loading import (CPU_LAYOUTS, CPU_MEMORY, DET, MANIFEST_NAME, OCR, RECOG, ModelDirManifest,
                       ModelFiles, build_model, load_config, load_weights, model_task,
                       read_checkpoint)
@@ -138,10 +138,8 @@ def check_spec(spec: ArchiveSpec) -> None:
         raise ConversionError("--recog-config and --recog-checkpoint go together")
     if spec.max_batch_delay_ms < 0:
         raise ConversionError(f"max batch delay must be >= 0 ms, not {spec.max_batch_delay_ms}")
-    for label, value, allowed in (("cpu memory", spec.cpu_memory, CPU_MEMORY),
-                                  ("cpu layout", spec.cpu_layout, CPU_LAYOUTS)):
-        if value not in allowed:
-            raise ConversionError(f"{label} must be one of {', '.join(allowed)}, not {value!r}")
+    check_choice("cpu memory", spec.cpu_memory, CPU_MEMORY, ConversionError)
+    check_choice("cpu layout", spec.cpu_layout, CPU_LAYOUTS, ConversionError)
 
 
 def referenced_files(cfg) -> Dict[str, Path]:

@@ -144,20 +144,25 @@ class ModelRunner:
         self.channels_last = True
         return True
 
-    def _network_pass(self) -> None:
-        """The check image through the backbone, neck and (where its forward takes the
-        features alone) the head; not the post-processing, which random or untrained maps
-        can keep busy for minutes (DRRG, TextSnake)."""
+    def _network_pass(self, data: Optional[dict] = None):
+        """A prepared image (default: the check image) through the backbone, neck and
+        (where its forward takes the features alone) the head; not the post-processing,
+        which random or untrained maps can keep busy for minutes (DRRG, TextSnake).
+
+        Returns:
+            The backbone and neck's features.
+        """
         import inspect
 
         import torch
 
-        img = _only_view(self._collate([self._check_data()])["img"])
+        img = _only_view(self._collate([data or self._check_data()])["img"])
         with torch.no_grad():
             features = self.model.extract_feat(img)
             head = getattr(self.model, "bbox_head", None)
             if head is not None and len(inspect.signature(head.forward).parameters) == 1:
                 head(features)
+        return features
 
     def _check_data(self) -> dict:
         """A plain preprocessed image for measuring and checking passes."""

@@ -22,6 +22,13 @@ class ServeError(Exception):
         return {"code": self.status, "type": self.kind, "message": self.message}
 
 
+def check_choice(label: str, value, allowed, error: type = ServeError) -> None:
+    """Raise ``error`` naming ``label``, the allowed values and ``value``, unless ``value``
+    is one of ``allowed``."""
+    if value not in allowed:
+        raise error(f"{label} must be one of {', '.join(allowed)}, not {value!r}")
+
+
 class BadRequest(ServeError):
     """The request is malformed: wrong shape of JSON, multipart without a file."""
 

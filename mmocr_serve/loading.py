@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
-from .errors import ConversionError, ModelLoadError, UntrustedCheckpoint
+from .errors import ConversionError, ModelLoadError, UntrustedCheckpoint, check_choice
 
 DET, RECOG, OCR = "det", "recog", "ocr"  # OCR: a detector and a recognizer
 MANIFEST_NAME = "mmocr-serve.json"
@@ -269,8 +269,7 @@ def engine_from_models(models: Dict[str, tuple], device: str = "cpu",
         set_cpu_threads(options.get("cpu_threads"), int(options.get("workers", 1)))
         set_cpu_memory(str(options.get("cpu_memory", "reuse")))
     layout = str(options.get("cpu_layout", "channels_last"))
-    if layout not in CPU_LAYOUTS:
-        raise ModelLoadError(f"cpu_layout must be one of {', '.join(CPU_LAYOUTS)}, not {layout!r}")
+    check_choice("cpu_layout", layout, CPU_LAYOUTS, ModelLoadError)
     # "auto": batched passes, up to the size measured cheapest per image on a CPU
     requested = options.get("max_forward_batch", "auto")
     auto = str(requested) == "auto"
@@ -340,8 +339,7 @@ def set_cpu_memory(mode: str) -> bool:
     activations again (DBNet r18 at 1248x736: 0.95 s of kernel time in a 1.7 s pass).
     "reuse" turns that off. Other C libraries (musl, macOS) are left as they are.
     """
-    if mode not in CPU_MEMORY:
-        raise ModelLoadError(f"cpu_memory must be one of {', '.join(CPU_MEMORY)}, not {mode!r}")
+    check_choice("cpu_memory", mode, CPU_MEMORY, ModelLoadError)
     if mode == "release":
         return False
     import ctypes

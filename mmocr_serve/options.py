@@ -18,7 +18,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Dict, Mapping, Tuple
 
-from .errors import InvalidOption
+from .errors import InvalidOption, check_choice
 
 IMAGE_FIELDS = ("body", "data", "image")
 ROUTING_FIELDS = ("model_name",)  # TorchServe's own query parameter on /invocations
@@ -79,8 +79,7 @@ def parse_options(raw: Mapping[str, Any], accepts_options: bool) -> RequestOptio
             raise InvalidOption(
                 f"score_thr must be a number from 0 to 1, not {options['score_thr']!r}")
     order = options.get("order", NO_OPTIONS.order)
-    if order not in ORDERS:
-        raise InvalidOption(f"order must be one of {', '.join(ORDERS)}, not {order!r}")
+    check_choice("order", order, ORDERS, InvalidOption)
     return RequestOptions(score_thr=score_thr, order=order)
 
 

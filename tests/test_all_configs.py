@@ -94,12 +94,10 @@ def check_layout(engine) -> None:
               for text, size in (("ef 56", (640, 360)), ("GH 78", (500, 300)))]
     if runner.architecture in SLOW_WITH_RANDOM_WEIGHTS or not runner.batches:
         # post-processing random maps takes minutes: compare the features instead
-        img = runner._collate([runner._pipeline(images[0], from_array=False)])["img"]
-        img = img[0] if isinstance(img, list) else img
-        with torch.no_grad():
-            channels_last = runner.model.extract_feat(img)
-            runner.model.to(memory_format=torch.contiguous_format)
-            contiguous = runner.model.extract_feat(img)
+        data = runner._pipeline(images[0], from_array=False)
+        channels_last = runner._network_pass(data)
+        runner.model.to(memory_format=torch.contiguous_format)
+        contiguous = runner._network_pass(data)
         for got, want in zip(channels_last, contiguous):
             torch.testing.assert_close(got, want, rtol=1e-3, atol=1e-4)
         return
