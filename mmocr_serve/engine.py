@@ -247,7 +247,7 @@ class ModelRunner:
         return self._lane_pools[lanes]
 
     def calibrate(self, largest: int, repeats: int = 2, margin: float = 0.1,
-                  lane_repeats: int = 3, lane_margin: float = 0.0) -> int:
+                  lane_repeats: int = 3, lane_margin: float = -0.05) -> int:
         """Measure how a batch of up to ``largest`` images runs cheapest per image on this
         device: passes of how many images, and on a CPU, how many passes side by side.
 
@@ -257,11 +257,13 @@ class ModelRunner:
         that is not ``margin`` cheaper per image than the best. On a CPU a small recognizer
         keeps 8 to 32. Where one image per pass stays best (a large detector already keeps
         every core busy), 2, 4 ... passes of one image side by side, each with its share of
-        torch's threads, are measured the same way, ``lane_repeats`` times, and kept when
-        ``lane_margin`` cheaper (by default: cheaper at all). Lanes cost memory, not latency,
-        since a batch's answers go back together. DBNet r18 on 2 cores ran 2 single-thread
-        passes at once from 4% dearer to 15% cheaper per image than one pass on both
-        threads, by how busy the machine was.
+        torch's threads, are measured the same way, ``lane_repeats`` times, and kept unless
+        more than ``-lane_margin`` dearer (by default 5%). Lanes cost memory, not latency,
+        since a batch's answers go back together. The margin leans towards lanes because a
+        few timed passes on a shared machine are noisy: workers' calibrations measured
+        DBNet r18's 2 single-thread lanes on 2 cores from 4% dearer to 15% cheaper per
+        image than one pass on both threads, while served, workers with lanes beat batch
+        size 1 by 2-4% in paired runs and workers without them did not.
 
         Returns:
             The new ``max_batch``.
@@ -285,7 +287,7 @@ class ModelRunner:
         found = "ms per image by images per pass: " + _costs_text(costs)
         if self.max_batch == 1 and self.device.type == "cpu":
             self.lanes, lane_costs = _cheapest(side_by_side, min(largest, torch.get_num_threads()),
-                                               lane_repeats, lane_margin)
+                                               lane_repeats, lane_margin, warm=True)
             found += "; by passes side by side: " + _costs_text(lane_costs)
             for lanes in [n for n in self._lane_pools if n != self.lanes]:
                 self._lane_pools.pop(lanes).shutdown()
@@ -503,19 +505,25 @@ def _result_or_raise(outcome):
     return outcome
 
 
-def _cheapest(cost, largest: int, repeats: int, margin: float):
+def _cheapest(cost, largest: int, repeats: int, margin: float, warm: bool = False):
     """Doubling search for the setting (1, 2, 4 ... up to ``largest``) with the least
     ``cost(setting)`` per image. Each candidate is timed ``repeats`` times interleaved with
-    the best so far, after one untimed run, and must be ``margin`` cheaper to replace it.
+    the best so far, after one untimed run, and must be ``margin`` cheaper than every
+    setting timed before it to replace the best. A negative margin prefers the larger
+    setting unless it is that much dearer; comparing with the cheapest seen, not with the
+    last pick, keeps such a preference from compounding as the setting doubles.
+    ``warm``: setting 1 has run already, so its untimed run is skipped.
 
     Returns:
         ``(best setting, {setting: least cost seen})``.
     """
     costs: dict = {}
+    warmed = {1} if warm else set()
 
     def measure(setting: int) -> None:
-        if setting not in costs:
+        if setting not in warmed:
             cost(setting)  # warm-up: first runs of a new shape or thread set up caches
+            warmed.add(setting)
         seconds = cost(setting)
         costs[setting] = min(seconds, costs.get(setting, seconds))
 
@@ -524,7 +532,7 @@ def _cheapest(cost, largest: int, repeats: int, margin: float):
         for _ in range(repeats):
             measure(best)
             measure(count)
-        if costs[count] >= costs[best] * (1 - margin):
+        if costs[count] >= min(c for s, c in costs.items() if s != count) * (1 - margin):
             break
         best, count = count, (min(count * 2, largest) if count < largest else count + 1)
     return best, costs

@@ -15,7 +15,7 @@ from conftest import DET_CONFIG
 from fake_context import FakeContext
 from images import encode, text_image
 from mmocr_serve.compare import compare
-from mmocr_serve.engine import ModelRunner
+from mmocr_serve.engine import ModelRunner, _cheapest
 from mmocr_serve.loading import load_engine
 from mmocr_serve.results import DetectionResult
 from test_handler import load_handler_class
@@ -195,3 +195,34 @@ def test_concurrent_mixed_size_requests_are_batched_by_torchserve(torchserve, de
         expected = DetectionResult.from_mmocr(model_inference(model, str(path))).to_dict()
         diff = compare(expected, answer.json())
         assert diff.ok, diff.problems
+
+
+def _search(table: dict, largest: int, margin: float, warm: bool = False):
+    """``_cheapest`` over fixed per-setting costs, recording every call it makes."""
+    calls = []
+
+    def cost(setting: int) -> float:
+        calls.append(setting)
+        return table[setting]
+
+    best, costs = _cheapest(cost, largest, repeats=2, margin=margin, warm=warm)
+    return best, costs, calls
+
+
+def test_a_negative_margin_keeps_a_setting_unless_clearly_dearer():
+    assert _search({1: 1.00, 2: 1.04}, 2, margin=-0.05)[0] == 2  # 4% dearer: kept
+    assert _search({1: 1.00, 2: 1.06}, 2, margin=-0.05)[0] == 1  # 6% dearer: refused
+    assert _search({1: 1.00, 2: 0.96}, 2, margin=0.05)[0] == 1  # 4% cheaper: not enough
+    assert _search({1: 1.00, 2: 0.94}, 2, margin=0.05)[0] == 2
+
+
+def test_a_negative_margin_does_not_compound_as_the_setting_doubles():
+    # each step 4% dearer than the last: 4 is 8% dearer than 1, the cheapest timed
+    best, costs, _ = _search({1: 1.00, 2: 1.04, 4: 1.0816}, 4, margin=-0.05)
+    assert best == 2 and set(costs) == {1, 2, 4}
+
+
+def test_a_warm_search_skips_the_untimed_run_of_setting_one():
+    _, _, cold = _search({1: 1.0, 2: 0.9}, 2, margin=0.0)
+    _, _, warm = _search({1: 1.0, 2: 0.9}, 2, margin=0.0, warm=True)
+    assert cold.count(1) == 3 and warm.count(1) == 2 and cold.count(2) == warm.count(2) == 3
