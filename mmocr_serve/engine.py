@@ -220,19 +220,28 @@ class ModelRunner:
 
     def _run_passes(self, chunks: List[List[int]], prepared: dict, out: list,
                     lanes: int) -> None:
-        """One forward pass per chunk: in turn, or ``lanes`` at a time side by side."""
-        if lanes > 1 and len(chunks) > 1:
-            import torch
+        """One forward pass per chunk: in turn, or ``lanes`` at a time side by side.
 
-            threads = torch.get_num_threads()  # this thread's count, read before a lane sets one
-            try:
-                list(self._lane_pool(lanes, threads).map(
-                    lambda chunk: self._forward_group(chunk, prepared, out), chunks))
-            finally:
-                torch.set_num_threads(threads)  # a lane's count is also the default of new threads
+        Passes that do not fill a round of ``lanes`` run in fewer lanes with more threads
+        each (one left over runs on all of them): a lone pass on a lane's share of the
+        threads would leave the other lanes' cores idle, and a batch of 3 on 2 lanes would
+        cost more than its 3 images one at a time.
+        """
+        lanes = min(lanes, len(chunks))
+        if lanes <= 1:
+            for chunk in chunks:
+                self._forward_group(chunk, prepared, out)
             return
-        for chunk in chunks:
-            self._forward_group(chunk, prepared, out)
+        import torch
+
+        full = len(chunks) - len(chunks) % lanes
+        threads = torch.get_num_threads()  # this thread's count, read before a lane sets one
+        try:
+            list(self._lane_pool(lanes, threads).map(
+                lambda chunk: self._forward_group(chunk, prepared, out), chunks[:full]))
+        finally:
+            torch.set_num_threads(threads)  # a lane's count is also the default of new threads
+        self._run_passes(chunks[full:], prepared, out, len(chunks) - full)
 
     def _lane_pool(self, lanes: int, threads: int):
         """Threads for passes side by side, each running torch ops on its share of the

@@ -20,6 +20,7 @@ class LoadResult:
     elapsed_s: float = 0.0
     latencies_ms: List[float] = field(default_factory=list)  # 2xx answers only
     statuses: Dict[str, int] = field(default_factory=dict)  # "200", "503", "error: ..." -> count
+    window_rates: List[float] = field(default_factory=list)  # images/s of each combined window
 
     @property
     def ok(self) -> int:
@@ -37,7 +38,8 @@ class LoadResult:
     @classmethod
     def combined(cls, results: Sequence["LoadResult"]) -> "LoadResult":
         """Several windows of one setting as one: their time, answers and statuses added."""
-        total = cls(concurrency=results[0].concurrency)
+        total = cls(concurrency=results[0].concurrency,
+                    window_rates=[result.throughput for result in results])
         for result in results:
             total.elapsed_s += result.elapsed_s
             total.latencies_ms += result.latencies_ms
@@ -56,7 +58,8 @@ class LoadResult:
         return {"concurrency": self.concurrency, "requests": sum(self.statuses.values()),
                 "errors": self.errors, "images_per_s": round(self.throughput, 3),
                 "p50_ms": round(self.percentile(50), 1), "p90_ms": round(self.percentile(90), 1),
-                "p99_ms": round(self.percentile(99), 1), "statuses": dict(self.statuses)}
+                "p99_ms": round(self.percentile(99), 1), "statuses": dict(self.statuses),
+                "window_images_per_s": [round(rate, 3) for rate in self.window_rates]}
 
 
 def drive(url: str, bodies: Sequence[bytes], concurrency: int, duration_s: float,

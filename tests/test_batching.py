@@ -127,6 +127,32 @@ def test_passes_side_by_side_run_in_lanes_and_equal_single_inference(det_model_d
         assert diff.ok, diff.problems
 
 
+def test_a_pass_left_over_from_the_lanes_runs_on_all_threads(det_model_dir):
+    import threading
+
+    import torch
+
+    engine = load_engine(det_model_dir, options={"max_forward_batch": 1})  # not calibrated
+    runner = engine.detector
+    runner.lanes = 2
+    threads = torch.get_num_threads()
+    seen = []
+    handle = runner.model.backbone.register_forward_pre_hook(
+        lambda _m, _a: seen.append((threading.current_thread().name, torch.get_num_threads())))
+    images = decoded_images(engine, DET_SIZES[:3], "Odd")
+    try:
+        batched = runner.predict_batch(images)
+    finally:
+        handle.remove()
+    lanes = [count for name, count in seen if name.startswith("mmocr-serve-lane")]
+    assert lanes == [max(1, threads // 2)] * 2
+    assert seen[-1] == (threading.current_thread().name, threads)  # the third, on every thread
+    runner.lanes = 1
+    for image, got in zip(images, batched):
+        diff = compare(runner.predict(image).to_dict(), got.to_dict())
+        assert diff.ok, diff.problems
+
+
 def test_a_detector_calibration_measures_passes_side_by_side(det_model_dir, caplog):
     with caplog.at_level(logging.WARNING, logger="mmocr_serve.engine"):
         engine = load_engine(det_model_dir, options={"batch_size": 2})

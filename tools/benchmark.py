@@ -255,14 +255,25 @@ def floors(report: dict) -> List[str]:
                      f"{best['images_per_s']:.2f} images/s (batch {best['batch_size']}, "
                      f"{best['concurrency']} clients) / in-process {per_image:.2f} = {ratio:.2f} "
                      f"(floor 0.8)")
-        by = {(r["batch_size"], r["concurrency"]): r["images_per_s"] for r in data["served"]}
-        for (batch, clients), rate in sorted(by.items()):
+        by = {(r["batch_size"], r["concurrency"]): r for r in data["served"]}
+        for (batch, clients), row in sorted(by.items()):
             if batch > 1 and clients >= 4 and (1, clients) in by:
-                base = by[(1, clients)]
+                rate, base = row["images_per_s"], by[(1, clients)]["images_per_s"]
                 lines.append(f"{'PASS' if rate >= base else 'FAIL'} {name}: batch {batch} at "
                              f"{clients} clients {rate:.2f} vs batch 1 {base:.2f} images/s "
-                             f"(x{rate / base:.2f})")
+                             f"(x{rate / base:.2f}{window_spread(row, by[(1, clients)])})")
     return lines
+
+
+def window_spread(row: dict, base: dict) -> str:
+    """The ratio window by window: the windows of one round ran back to back, so their
+    spread shows how far the machine's drift moves a ratio."""
+    pairs = [(a, b) for a, b in zip(row.get("window_images_per_s", []),
+                                    base.get("window_images_per_s", [])) if b]
+    if len(pairs) < 2:
+        return ""
+    ratios = [a / b for a, b in pairs]
+    return f"; window by window x{min(ratios):.2f} to x{max(ratios):.2f}"
 
 
 def markdown(report: dict) -> str:
