@@ -17,7 +17,9 @@ import gc
 import json
 import os
 import platform
+import re
 import shutil
+import statistics
 import sys
 import time
 import zipfile
@@ -137,7 +139,7 @@ def serve_and_drive(cfg: BenchmarkConfig, store: Path, labels: Sequence[str], im
     (a shared VM does) weighs on every archive alike.
 
     Returns:
-        ({label: one LoadResult per level}, {label: the worker's logged choice or ""}).
+        ({label: one LoadResult per level}, {label: ``worker_report`` of its logs}).
     """
     from mmocr_serve.loadgen import LoadResult, drive
     from mmocr_serve.server import TorchServeProcess
@@ -151,7 +153,7 @@ def serve_and_drive(cfg: BenchmarkConfig, store: Path, labels: Sequence[str], im
             server = stack.enter_context(TorchServeProcess(
                 model_store=store, models=[f"{label}={label}.mar"], workdir=workdir))
             urls[label] = f"{server.inference_url}/predictions/{label}"
-            logs[label] = server.workdir / "logs" / "model_log.log"
+            logs[label] = server.workdir / "logs"
         results: Dict[str, list] = {label: [] for label in labels}
         for clients in clients_levels:
             for label in labels:
@@ -163,35 +165,48 @@ def serve_and_drive(cfg: BenchmarkConfig, store: Path, labels: Sequence[str], im
                                                 duration_s=seconds / rounds))
             for label in labels:
                 results[label].append(LoadResult.combined(windows[label]))
-        choices = {label: worker_choice(logs[label].read_text(errors="replace"))
-                   for label in labels}
-    return results, choices
+        workers = {label: worker_report(logs[label]) for label in labels}
+    return results, workers
 
 
-def worker_choice(model_log: str) -> str:
-    """The last forward-pass size choice a worker logged, or ""."""
+def worker_report(logs: Path) -> dict:
+    """What a worker's logs say: the last forward-pass choice it logged (or ""), and from
+    TorchServe's PredictionTime metric (handler time per batch), the median ms per image
+    by the number of requests in a batch."""
+    model_log = (logs / "model_log.log").read_text(errors="replace")
     lines = [line.split("MODEL_LOG - mmocr-serve: ", 1)[1] for line in model_log.splitlines()
              if "ms per image by images per pass" in line]
-    return lines[-1] if lines else ""
+    per_image: Dict[int, list] = {}
+    metrics = logs / "model_metrics.log"
+    for line in (metrics.read_text(errors="replace") if metrics.exists() else "").splitlines():
+        found = re.search(r"PredictionTime\.ms:([\d.]+)\|.*requestID:([^|]*),timestamp", line)
+        if found:
+            size = found.group(2).count(",") + 1
+            per_image.setdefault(size, []).append(float(found.group(1)) / size)
+    return {"choice": lines[-1] if lines else "",
+            "handler_ms_per_image": {size: round(statistics.median(times), 1)
+                                     for size, times in sorted(per_image.items())}}
 
 
 def served(cfg: BenchmarkConfig, store: Path, name: str, image: bytes,
            seconds: float) -> tuple:
     labels = {f"{name}_b{batch}": batch for batch in cfg.batch_sizes}
-    results, by_label = serve_and_drive(cfg, store, list(labels), image, cfg.concurrency,
-                                        seconds, rounds=cfg.rounds)
-    rows, choices = [], {}
+    results, workers = serve_and_drive(cfg, store, list(labels), image, cfg.concurrency,
+                                       seconds, rounds=cfg.rounds)
+    rows, choices, handler = [], {}, {}
     for label, batch in labels.items():
-        choices[batch] = by_label[label]
+        choices[batch] = workers[label]["choice"]
+        handler[batch] = workers[label]["handler_ms_per_image"].get(batch)
         if choices[batch]:
             log(f"  batch {batch} worker: {choices[batch]}")
+        log(f"  batch {batch} worker, handler ms per image in full batches: {handler[batch]}")
         for result in results[label]:
             row = {"model": name, "batch_size": batch, **result.summary()}
             rows.append(row)
             log(f"  served, batch {batch}, {result.concurrency} clients: "
                 f"{row['images_per_s']:.2f} images/s, p50 {row['p50_ms']:.0f} ms, "
                 f"p99 {row['p99_ms']:.0f} ms, errors {row['errors']}")
-    return rows, choices
+    return rows, choices, handler
 
 
 def thread_study(cfg: BenchmarkConfig, name: str, store: Path) -> List[dict]:
@@ -234,9 +249,9 @@ def run(cfg: BenchmarkConfig) -> dict:
         ceiling = in_process(cfg, store / f"{name}_b1.mar", image, device)
         seconds = setting_seconds(cfg, ceiling[1])
         log(f"{name}: served, {seconds:.0f} s per setting")
-        rows, choices = served(cfg, store, name, image, seconds)
+        rows, choices, handler = served(cfg, store, name, image, seconds)
         report["models"][name] = {"in_process": ceiling, "served": rows, "seconds": seconds,
-                                  "worker_choice": choices}
+                                  "worker_choice": choices, "handler_ms_per_image": handler}
     if device == "cpu" and cfg.thread_study:
         name = cfg.models[-1]
         log(f"{name}: workers x threads on {report['machine']['cores']} cores")
@@ -291,6 +306,11 @@ def markdown(report: dict) -> str:
                 f"in-process images/s: {inproc}", ""]
         out += [f"- batch size {b} worker: {choice}" for b, choice in
                 data.get("worker_choice", {}).items() if choice]
+        handler = {b: ms for b, ms in data.get("handler_ms_per_image", {}).items() if ms}
+        if handler:
+            out.append("- handler ms per image in full batches (TorchServe's PredictionTime "
+                       "over the batch's requests, median): "
+                       + ", ".join(f"batch size {b}: {ms:.0f}" for b, ms in handler.items()))
         out += ["",
                 "| batch size | clients | images/s | served / in-process | p50 ms | p90 ms "
                 "| p99 ms | errors |",
