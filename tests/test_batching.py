@@ -100,7 +100,9 @@ def test_calibration_keeps_the_pass_size_it_measured_cheapest(recog_model_dir, c
     assert max(seen) == min(chosen, 5) and sum(seen) == 5
 
 
-def test_passes_side_by_side_run_in_lanes_and_equal_single_inference(det_model_dir):
+def run_in_two_lanes(det_model_dir, sizes, tag: str) -> list:
+    """Run DBNet images of ``sizes`` with 2 lanes; assert each result equals single-image
+    inference. Returns (thread name, torch thread count) as each pass started."""
     import threading
 
     import torch
@@ -108,23 +110,30 @@ def test_passes_side_by_side_run_in_lanes_and_equal_single_inference(det_model_d
     engine = load_engine(det_model_dir, options={"max_forward_batch": 1})  # not calibrated
     runner = engine.detector
     runner.lanes = 2
-    threads = torch.get_num_threads()
     seen = []
     handle = runner.model.backbone.register_forward_pre_hook(
         lambda _m, _a: seen.append((threading.current_thread().name, torch.get_num_threads())))
-    images = decoded_images(engine, DET_SIZES, "Lanes")
+    images = decoded_images(engine, sizes, tag)
     try:
         batched = runner.predict_batch(images)
     finally:
         handle.remove()
-    assert len(seen) == 4 and len({name for name, _ in seen}) == 2
-    assert all(name.startswith("mmocr-serve-lane") and count == max(1, threads // 2)
-               for name, count in seen)
-    assert torch.get_num_threads() == threads  # this thread's own count is left alone
     runner.lanes = 1
     for image, got in zip(images, batched):
         diff = compare(runner.predict(image).to_dict(), got.to_dict())
         assert diff.ok, diff.problems
+    return seen
+
+
+def test_passes_side_by_side_run_in_lanes_and_equal_single_inference(det_model_dir):
+    import torch
+
+    threads = torch.get_num_threads()
+    seen = run_in_two_lanes(det_model_dir, DET_SIZES, "Lanes")
+    assert len(seen) == 4 and len({name for name, _ in seen}) == 2
+    assert all(name.startswith("mmocr-serve-lane") and count == max(1, threads // 2)
+               for name, count in seen)
+    assert torch.get_num_threads() == threads  # this thread's own count is left alone
 
 
 def test_a_pass_left_over_from_the_lanes_runs_on_all_threads(det_model_dir):
@@ -132,25 +141,11 @@ def test_a_pass_left_over_from_the_lanes_runs_on_all_threads(det_model_dir):
 
     import torch
 
-    engine = load_engine(det_model_dir, options={"max_forward_batch": 1})  # not calibrated
-    runner = engine.detector
-    runner.lanes = 2
     threads = torch.get_num_threads()
-    seen = []
-    handle = runner.model.backbone.register_forward_pre_hook(
-        lambda _m, _a: seen.append((threading.current_thread().name, torch.get_num_threads())))
-    images = decoded_images(engine, DET_SIZES[:3], "Odd")
-    try:
-        batched = runner.predict_batch(images)
-    finally:
-        handle.remove()
+    seen = run_in_two_lanes(det_model_dir, DET_SIZES[:3], "Odd")
     lanes = [count for name, count in seen if name.startswith("mmocr-serve-lane")]
     assert lanes == [max(1, threads // 2)] * 2
     assert seen[-1] == (threading.current_thread().name, threads)  # the third, on every thread
-    runner.lanes = 1
-    for image, got in zip(images, batched):
-        diff = compare(runner.predict(image).to_dict(), got.to_dict())
-        assert diff.ok, diff.problems
 
 
 def test_a_detector_calibration_measures_passes_side_by_side(det_model_dir, caplog):
