@@ -271,8 +271,8 @@ class ModelRunner:
         since a batch's answers go back together. The margin leans towards lanes because a
         few timed passes on a shared machine are noisy: workers' calibrations measured
         DBNet r18's 2 single-thread lanes on 2 cores from 4% dearer to 15% cheaper per
-        image than one pass on both threads, while served, workers with lanes beat batch
-        size 1 by 2-4% in paired runs and workers without them did not.
+        image than one pass on both threads, while served, workers with lanes matched or beat
+        batch size 1 (x1.00 to x1.05) in paired runs and workers without them did not.
 
         Returns:
             The new ``max_batch``.
