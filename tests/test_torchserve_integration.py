@@ -85,7 +85,11 @@ def test_bad_requests_get_a_json_4xx(torchserve, workdir, args, status, kind):
 
 
 def test_bad_request_beside_concurrent_good_ones(torchserve, image_files):
-    """A text file in the same batch window fails alone; the worker keeps its PID."""
+    """A text file in the same batch window fails alone; the worker keeps its PID.
+
+    The three good answers agree within ``compare``'s tolerances, not bit for bit: a batch
+    of 3 on 2 lanes runs two passes on one thread each and the third on both threads, and
+    a different thread count sums in a different order (scores moved by 3e-10)."""
     url = f"{torchserve.inference_url}/predictions/dbnet"
     pids = torchserve.worker_pids("dbnet")
     good = image_files["scene.jpg"].read_bytes()
@@ -94,7 +98,10 @@ def test_bad_request_beside_concurrent_good_ones(torchserve, image_files):
         responses = list(pool.map(lambda b: requests.post(url, data=b, timeout=120), bodies))
     assert [r.status_code for r in responses] == [200, 400, 200, 200]
     assert responses[1].json()["type"] == "InvalidImage"
-    assert responses[0].json() == responses[2].json() == responses[3].json()
+    first = responses[0].json()
+    for other in (responses[2].json(), responses[3].json()):
+        diff = compare(first, other)
+        assert diff.ok, diff.problems
     assert torchserve.worker_pids("dbnet") == pids
 
 
