@@ -112,8 +112,8 @@ def in_process(cfg: BenchmarkConfig, archive: Path, image: bytes, device: str) -
     done, took = run_calls(1, 1.0)
     seconds = setting_seconds(cfg, done / took)
     totals = {batch: [0, 0.0] for batch in cfg.batch_sizes}
-    for _ in range(cfg.rounds):
-        for batch in cfg.batch_sizes:
+    for turn in range(cfg.rounds):
+        for batch in round_order(cfg.batch_sizes, turn):
             done, took = run_calls(batch, seconds / cfg.rounds)
             totals[batch][0] += done
             totals[batch][1] += took
@@ -123,6 +123,13 @@ def in_process(cfg: BenchmarkConfig, archive: Path, image: bytes, device: str) -
     del engine
     gc.collect()
     return rates
+
+
+def round_order(settings: Sequence, turn: int) -> list:
+    """The settings' order in round ``turn``: forwards, then backwards the next round
+    (A B C, C B A, ...), so that a machine whose speed drifts steadily through a run
+    favours no setting, as a fixed order favours the last when the machine speeds up."""
+    return list(settings) if turn % 2 == 0 else list(reversed(settings))
 
 
 def setting_seconds(cfg: BenchmarkConfig, rate: Optional[float]) -> float:
@@ -135,8 +142,8 @@ def serve_and_drive(cfg: BenchmarkConfig, store: Path, labels: Sequence[str], im
                     clients_levels: Sequence[int], seconds: float, rounds: int = 1) -> tuple:
     """Start one TorchServe per archive, one after another (so each worker measures its
     batching while the others are idle), then at each concurrency drive the archives in
-    turn, ``rounds`` windows each: a machine that slows down or speeds up during the run
-    (a shared VM does) weighs on every archive alike.
+    turn, ``rounds`` windows each, in ``round_order``: a machine that slows down or speeds
+    up during the run (a shared VM does) weighs on every archive alike.
 
     Returns:
         ({label: one LoadResult per level}, {label: ``worker_report`` of its logs}).
@@ -159,8 +166,8 @@ def serve_and_drive(cfg: BenchmarkConfig, store: Path, labels: Sequence[str], im
             for label in labels:
                 drive(urls[label], [image], clients, duration_s=60, max_requests=clients)
             windows: Dict[str, list] = {label: [] for label in labels}
-            for _ in range(rounds):
-                for label in labels:
+            for turn in range(rounds):
+                for label in round_order(labels, turn):
                     windows[label].append(drive(urls[label], [image], clients,
                                                 duration_s=seconds / rounds))
             for label in labels:
@@ -240,6 +247,7 @@ def run(cfg: BenchmarkConfig) -> dict:
     store = cfg.workdir / "model-store"
     report = {"machine": machine_description(), "config": {
         k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()}, "models": {}}
+    report["config"]["round_order"] = "forwards then backwards"  # see ``round_order``
     log(f"machine: {report['machine']}")
     for name in cfg.models:
         image = (ROOT / MODELS[name][1]).read_bytes()
@@ -293,11 +301,13 @@ def window_spread(row: dict, base: dict) -> str:
 
 def markdown(report: dict) -> str:
     m = report["machine"]
+    order = report["config"].get("round_order")  # absent from runs before it alternated
+    order = f" ({order} in alternate rounds)" if order else ""
     out = [f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB"
            + (f", GPU {m['gpu']}" if m["gpu"] else ", no GPU")
            + f"; torch {m['torch']}, Python {m['python']}. "
            f"Max batch delay {report['config']['max_batch_delay_ms']} ms, one worker per model, "
-           f"one TorchServe per archive; the archives are driven in turn, "
+           f"one TorchServe per archive; the archives are driven in turn{order}, "
            f"{report['config']['rounds']} windows per setting.", ""]
     for name, data in report["models"].items():
         per_image = data["in_process"][min(data["in_process"])]

@@ -1,0 +1,41 @@
+"""The benchmark's bookkeeping, without a server: its order of settings, and that the
+committed results and the README's table are what the tool renders from the json."""
+
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+
+import benchmark  # noqa: E402
+
+
+def test_rounds_alternate_so_steady_drift_favours_no_setting():
+    orders = [benchmark.round_order((1, 4, 8), turn) for turn in range(4)]
+    assert orders == [[1, 4, 8], [8, 4, 1], [1, 4, 8], [8, 4, 1]]
+    # over two rounds every setting's window positions add up alike, so a machine that
+    # gets steadily faster or slower adds the same to each
+    slots = {b: sum(order.index(b) + 3 * turn for turn, order in enumerate(orders[:2]))
+             for b in (1, 4, 8)}
+    assert len(set(slots.values())) == 1, slots
+
+
+def test_committed_results_render_from_their_json():
+    for name in ("cpu", "cpu-dbnet-paired"):
+        report = json.loads((ROOT / "benchmarks" / f"{name}.json").read_text())
+        assert benchmark.markdown(report) == (ROOT / "benchmarks" / f"{name}.md").read_text()
+
+
+def test_readme_table_is_the_committed_cpu_run():
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("<!-- benchmark:start -->")[1].split("<!-- benchmark:end -->")[0]
+    assert block.strip() == (ROOT / "benchmarks" / "cpu.md").read_text().strip()
+
+
+def test_a_new_run_says_how_its_rounds_were_ordered():
+    report = json.loads((ROOT / "benchmarks" / "cpu.json").read_text())
+    assert "alternate rounds" not in benchmark.markdown(report)  # ran in one order
+    report["config"]["round_order"] = "forwards then backwards"
+    assert "driven in turn (forwards then backwards in alternate rounds)" in \
+        benchmark.markdown(report)
