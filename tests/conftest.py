@@ -1,4 +1,4 @@
-"""Shared fixtures: random-initialised checkpoints, archives, images and a real TorchServe."""
+"""Shared fixtures: the trained demo models, archives, rendered images and a real TorchServe."""
 
 from __future__ import annotations
 
@@ -7,10 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from images import encode, text_image
+from images import encode, rendered_page, rendered_word
 
-DET_CONFIG = "textdet/dbnet/dbnet_r18_fpnc_1200e_icdar2015.py"
-RECOG_CONFIG = "textrecog/crnn/crnn_academic_dataset.py"
+ROOT = Path(__file__).resolve().parents[1]
+# The detector and recognizer trained by tools/train_demo_models.py (demo/models/README.md)
+DET_CONFIG = str(ROOT / "demo" / "models" / "dbnet_demo.py")
+RECOG_CONFIG = str(ROOT / "demo" / "models" / "crnn_demo.py")
+DET_CHECKPOINT = ROOT / "demo" / "models" / "dbnet_demo.pth"
+RECOG_CHECKPOINT = ROOT / "demo" / "models" / "crnn_demo.pth"
 
 
 @pytest.fixture(scope="session")
@@ -19,17 +23,13 @@ def workdir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def det_checkpoint(workdir) -> Path:
-    from mmocr_serve.loading import save_random_checkpoint
-
-    return save_random_checkpoint(DET_CONFIG, workdir / "ckpt" / "dbnet_r18.pth", seed=0)
+def det_checkpoint() -> Path:
+    return DET_CHECKPOINT
 
 
 @pytest.fixture(scope="session")
-def recog_checkpoint(workdir) -> Path:
-    from mmocr_serve.loading import save_random_checkpoint
-
-    return save_random_checkpoint(RECOG_CONFIG, workdir / "ckpt" / "crnn.pth", seed=0)
+def recog_checkpoint() -> Path:
+    return RECOG_CHECKPOINT
 
 
 @pytest.fixture(scope="session")
@@ -65,20 +65,32 @@ def recog_model_dir(model_store, workdir) -> Path:
     return unpack(model_store / "crnn.mar", workdir / "unpacked" / "crnn")
 
 
+# Rendered test images and what is on them: pages with their words, and word crops.
+PAGES = {"scene.jpg": dict(seed=11, size=(640, 360)), "scene.png": dict(seed=12, size=(480, 320))}
+WORDS = {"word.png": dict(seed=13, text="serve"), "word.jpg": dict(seed=14, text="ocr42")}
+
+
 @pytest.fixture(scope="session")
-def image_files(workdir) -> dict:
-    """Named test images on disk: a detection scene in two formats and a word crop."""
+def rendered(workdir) -> dict:
+    """Each test image's file name -> its ``synth.Page`` (pages) or its text (word crops)."""
+    truth = {name: rendered_page(**spec) for name, spec in PAGES.items()}
+    truth.update({name: spec["text"] for name, spec in WORDS.items()})
+    return truth
+
+
+@pytest.fixture(scope="session")
+def image_files(workdir, rendered) -> dict:
+    """The rendered test images on disk: two pages (JPEG and PNG) and two word crops."""
     out = workdir / "images"
     out.mkdir(exist_ok=True)
-    files = {
-        "scene.jpg": encode(text_image("Hello MMOCR serve", (640, 360)), "JPEG", quality=92),
-        "scene.png": encode(text_image("TorchServe 2026", (480, 320)), "PNG"),
-        "word.png": encode(text_image("serve", (128, 32)), "PNG"),
-        "word.jpg": encode(text_image("OCR42", (100, 32)), "JPEG", quality=95),
-    }
-    for name, data in files.items():
-        (out / name).write_bytes(data)
-    return {name: out / name for name in files}
+    files = {}
+    for name, truth in rendered.items():
+        fmt = "PNG" if name.endswith(".png") else "JPEG"
+        image = (truth.image if hasattr(truth, "image")
+                 else rendered_word(WORDS[name]["seed"], truth))
+        files[name] = out / name
+        files[name].write_bytes(encode(image, fmt, quality=95))
+    return files
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""Images the tests make themselves: text rendered with PIL, encoded in any format."""
+"""Images the tests make themselves: rendered pages and words, encoded in any format."""
 
 from __future__ import annotations
 
@@ -19,7 +19,29 @@ def text_image(text: str = "mmocr serve 2026", size=(320, 96), mode: str = "RGB"
     return img.convert(mode)
 
 
-def encode(img: Image.Image, fmt: str = "JPEG", **kwargs) -> bytes:
+def rendered_page(seed: int, size=(640, 360)):
+    """A page of held-out words (``mmocr_serve.synth``), in sizes the demo models read."""
+    from mmocr_serve import synth
+
+    return synth.render_page(np.random.default_rng(seed), synth.HELD_OUT, size=size,
+                             font_sizes=(20, 30))
+
+
+def rendered_word(seed: int, text: str) -> np.ndarray:
+    """``text`` cut from a rendered page as end-to-end OCR cuts a detected word (RGB)."""
+    from mmocr_serve import synth
+
+    rng = np.random.default_rng(seed)
+    page = synth.render_page(rng, size=(60 + 24 * len(text), 90), font_sizes=(26, 30),
+                             words=[text])
+    assert [w.text for w in page.words] == [text], "the word did not fit on its page"
+    return synth.word_crops(rng, page)[0][0]
+
+
+def encode(img, fmt: str = "JPEG", **kwargs) -> bytes:
+    """An image (PIL, or an RGB or grayscale array) encoded as ``fmt``."""
+    if isinstance(img, np.ndarray):
+        img = Image.fromarray(img)
     buf = io.BytesIO()
     img.save(buf, format=fmt, **kwargs)
     return buf.getvalue()

@@ -13,9 +13,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from answers import assert_detects, assert_reads, assert_same
 from conftest import DET_CONFIG, RECOG_CONFIG
 from mmocr_serve import aiges_service as codes
-from mmocr_serve.compare import compare
 from mmocr_serve.loading import resolve_config_path
 from mmocr_serve.results import DetectionResult, Recognition
 
@@ -79,7 +79,8 @@ def loader():
     wrapper.wrapperFini()
 
 
-def test_detection_equals_model_inference(loader, det_checkpoint, image_files, reference_model):
+def test_detection_equals_model_inference(loader, det_checkpoint, image_files, rendered,
+                                          reference_model):
     from mmocr.apis import model_inference
 
     assert loader.init(model_config(det=det_checkpoint, device="cpu")) == 0
@@ -87,10 +88,11 @@ def test_detection_equals_model_inference(loader, det_checkpoint, image_files, r
     assert code == 0
     expected = DetectionResult.from_mmocr(model_inference(
         reference_model(DET_CONFIG, det_checkpoint), str(image_files["scene.jpg"]))).to_dict()
-    assert compare(expected, answer).ok
+    assert_detects(rendered["scene.jpg"], expected)
+    assert_same(expected, answer)
 
 
-def test_recognition_and_errors(loader, recog_checkpoint, image_files, reference_model):
+def test_recognition_and_errors(loader, recog_checkpoint, image_files, rendered, reference_model):
     from mmocr.apis import model_inference
 
     assert loader.init(model_config(recog=recog_checkpoint)) == 0
@@ -99,7 +101,8 @@ def test_recognition_and_errors(loader, recog_checkpoint, image_files, reference
     assert code == 0
     expected = Recognition.from_mmocr(model_inference(
         reference_model(RECOG_CONFIG, recog_checkpoint), str(image_files["word.png"]))).to_dict()
-    assert compare(expected, answer).ok
+    assert expected["text"] == rendered["word.png"]
+    assert_same(expected, answer)
     assert loader.once([]) == (codes.NO_IMAGE_DATA, wrapper.wrapperError(codes.NO_IMAGE_DATA))
     assert loader.once([("data", b"")])[0] == codes.NO_IMAGE_DATA
     assert loader.once([("image", word)])[0] == codes.NO_IMAGE_DATA  # wrong key
@@ -109,11 +112,13 @@ def test_recognition_and_errors(loader, recog_checkpoint, image_files, reference
 
 
 def test_end_to_end_equals_readtext(loader, det_checkpoint, recog_checkpoint, image_files,
-                                    readtext):
+                                    rendered, readtext):
     assert loader.init(model_config(det=det_checkpoint, recog=recog_checkpoint)) == 0
     code, answer = loader.once([("data", image_files["scene.png"].read_bytes())])
     assert code == 0
-    assert compare(readtext(image_files["scene.png"]), answer).ok
+    expected = readtext(image_files["scene.png"])
+    assert_reads(rendered["scene.png"], expected)
+    assert_same(expected, answer)
     code, answer = loader.once([("data", image_files["scene.png"].read_bytes())],
                                {"score_thr": "1.0"})
     assert (code, answer) == (0, {"result": []})
@@ -129,12 +134,14 @@ def test_call_before_init_and_failed_init(loader, recog_checkpoint, image_files)
     assert loader.once([("data", word)])[0] == 0
 
 
-def test_concurrent_calls(loader, recog_checkpoint, image_files):
+def test_concurrent_calls(loader, recog_checkpoint, image_files, rendered):
     assert loader.init(model_config(recog=recog_checkpoint)) == 0
     images = [image_files[n].read_bytes() for n in ("word.png", "word.jpg")] * 6
     with ThreadPoolExecutor(6) as pool:
         results = list(pool.map(lambda data: loader.once([("data", data)]), images))
     assert all(code == 0 for code, _ in results)
+    assert [results[0][1]["text"], results[1][1]["text"]] == [rendered["word.png"],
+                                                             rendered["word.jpg"]]
     assert all(results[i] == results[i % 2] for i in range(len(results)))
 
 
@@ -146,7 +153,7 @@ def test_error_codes_avoid_the_loaders_table():
     assert all(wrapper.wrapperError(code) == text for code, text in codes.ERROR_TEXT.items())
 
 
-def test_class_style_through_the_aiges_sdk(recog_checkpoint, image_files):
+def test_class_style_through_the_aiges_sdk(recog_checkpoint, image_files, rendered):
     from aiges.dto import DataListCls, DataListNode
 
     instance = wrapper.Wrapper()
@@ -163,7 +170,7 @@ def test_class_style_through_the_aiges_sdk(recog_checkpoint, image_files):
         assert instance.check_resp(response)
         answer = json.loads(response.list[0].data)
         code, expected = FunctionLoader(wrapper).once([("data", image_files["word.png"].read_bytes())])
-        assert code == 0 and answer == expected
+        assert code == 0 and answer == expected and answer["text"] == rendered["word.png"]
 
         bad = instance.wrapperOnceExec({"sid": "s"}, request(b"junk"))
         assert bad.error_code == codes.INVALID_IMAGE and instance.check_resp(bad)

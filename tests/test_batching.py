@@ -11,25 +11,30 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
+from answers import assert_detects, assert_same
 from conftest import DET_CONFIG
 from fake_context import FakeContext
-from images import encode, text_image
-from mmocr_serve.compare import compare
+from images import encode, rendered_page, rendered_word, text_image
 from mmocr_serve.engine import ModelRunner, _cheapest
 from mmocr_serve.loading import load_engine
 from mmocr_serve.results import DetectionResult
 from test_handler import load_handler_class
 
-# Three shapes for DBNet after its resize: 640x360 -> 1312x736, 500x300 -> 1248x736.
-DET_SIZES = [(640, 360), (640, 360), (500, 300), (640, 360)]
-# CRNN keeps the aspect ratio at height 32: 128 and 100 pixels wide are two shapes.
-RECOG_SIZES = [(128, 32), (100, 32), (128, 32), (128, 32)]
+# Two shapes for the demo DBNet (long edge resized to 640, padded to multiples of 32):
+# 640x360 -> 640x384 and 640x480.
+DET_SIZES = [(640, 360), (640, 360), (640, 480), (640, 360)]
+# The demo CRNN reads every crop at 32 x 128: one shape, whatever the crop's size.
+RECOG_WORDS = ["one", "shape", "for", "every1"]
 
 
-def decoded_images(engine, sizes, prefix: str) -> list:
-    """Test images as the engine decodes them for its model (CRNN reads grayscale)."""
-    return [engine.decode(encode(text_image(f"{prefix} {i}", size), "PNG"))
-            for i, size in enumerate(sizes)]
+def decoded_images(engine, count: int, seed: int) -> list:
+    """Rendered pages (detector) or words (recognizer), as the engine decodes them."""
+    if engine.detector:
+        images = [rendered_page(seed + i, DET_SIZES[i % len(DET_SIZES)]).image
+                  for i in range(count)]
+    else:
+        images = [rendered_word(seed + i, RECOG_WORDS[i % len(RECOG_WORDS)]) for i in range(count)]
+    return [engine.decode(encode(image, "PNG")) for image in images]
 
 
 @contextlib.contextmanager
@@ -60,28 +65,28 @@ def recog_engine(recog_model_dir):
     return load_engine(recog_model_dir, options=BATCHED)
 
 
-@pytest.mark.parametrize("role,sizes,passes", [("detector", DET_SIZES, [1, 3]),
-                                               ("recognizer", RECOG_SIZES, [1, 3])])
-def test_one_pass_per_shape_and_results_equal_single_inference(role, sizes, passes, det_engine,
+@pytest.mark.parametrize("role,passes", [("detector", [1, 3]), ("recognizer", [4])])
+def test_one_pass_per_shape_and_results_equal_single_inference(role, passes, det_engine,
                                                                recog_engine):
     engine = det_engine if role == "detector" else recog_engine
     runner = engine.detector or engine.recognizer
-    images = decoded_images(engine, sizes, "Batch")
+    images = decoded_images(engine, 4, seed=100)
     with forward_passes(runner.model) as seen:
         batched = runner.predict_batch(images)
     assert sorted(seen) == passes
+    if role == "recognizer":
+        assert [r.text for r in batched] == RECOG_WORDS
     for image, got in zip(images, batched):
-        single = runner.predict(image)
-        diff = compare(single.to_dict(), got.to_dict())
-        assert diff.ok, diff.problems
+        assert_same(runner.predict(image).to_dict(), got.to_dict())
 
 
 def test_max_batch_splits_a_large_batch(recog_engine):
     runner = ModelRunner(recog_engine.recognizer.model, max_batch=2)
-    images = decoded_images(recog_engine, [(128, 32)] * 5, "Split")
+    images = decoded_images(recog_engine, 5, seed=200)
     with forward_passes(runner.model) as seen:
         results = runner.predict_batch(images)
     assert seen == [2, 2, 1]
+    assert [r.text for r in results] == (RECOG_WORDS * 2)[:5]
     assert [r.text for r in results] == [runner.predict(i).text for i in images]
 
 
@@ -94,15 +99,15 @@ def test_calibration_keeps_the_pass_size_it_measured_cheapest(recog_model_dir, c
     measured = re.search(r"ms per image by images per pass: ([\d:, ]+)[:;]", caplog.text).group(1)
     sizes = [int(pair.split(":")[0]) for pair in measured.split(", ")]
     assert sizes[:2] == [1, 2] and chosen in sizes and set(sizes) <= {1, 2, 4, 6}
-    images = decoded_images(engine, [(128, 32)] * 5, "Calibrated")
+    images = decoded_images(engine, 5, seed=300)
     with forward_passes(runner.model) as seen:
         runner.predict_batch(images)
     assert max(seen) == min(chosen, 5) and sum(seen) == 5
 
 
-def run_in_two_lanes(det_model_dir, sizes, tag: str) -> list:
-    """Run DBNet images of ``sizes`` with 2 lanes; assert each result equals single-image
-    inference. Returns (thread name, torch thread count) as each pass started."""
+def run_in_two_lanes(det_model_dir, count: int, seed: int) -> list:
+    """Run ``count`` rendered pages through DBNet with 2 lanes; assert each result equals
+    single-image inference. Returns (thread name, torch thread count) as each pass started."""
     import threading
 
     import torch
@@ -113,15 +118,14 @@ def run_in_two_lanes(det_model_dir, sizes, tag: str) -> list:
     seen = []
     handle = runner.model.backbone.register_forward_pre_hook(
         lambda _m, _a: seen.append((threading.current_thread().name, torch.get_num_threads())))
-    images = decoded_images(engine, sizes, tag)
+    images = decoded_images(engine, count, seed)
     try:
         batched = runner.predict_batch(images)
     finally:
         handle.remove()
     runner.lanes = 1
     for image, got in zip(images, batched):
-        diff = compare(runner.predict(image).to_dict(), got.to_dict())
-        assert diff.ok, diff.problems
+        assert_same(runner.predict(image).to_dict(), got.to_dict())
     return seen
 
 
@@ -129,7 +133,7 @@ def test_passes_side_by_side_run_in_lanes_and_equal_single_inference(det_model_d
     import torch
 
     threads = torch.get_num_threads()
-    seen = run_in_two_lanes(det_model_dir, DET_SIZES, "Lanes")
+    seen = run_in_two_lanes(det_model_dir, 4, seed=400)
     assert len(seen) == 4 and len({name for name, _ in seen}) == 2
     assert all(name.startswith("mmocr-serve-lane") and count == max(1, threads // 2)
                for name, count in seen)
@@ -142,7 +146,7 @@ def test_a_pass_left_over_from_the_lanes_runs_on_all_threads(det_model_dir):
     import torch
 
     threads = torch.get_num_threads()
-    seen = run_in_two_lanes(det_model_dir, DET_SIZES[:3], "Odd")
+    seen = run_in_two_lanes(det_model_dir, 3, seed=500)
     lanes = [count for name, count in seen if name.startswith("mmocr-serve-lane")]
     assert lanes == [max(1, threads // 2)] * 2
     assert seen[-1] == (threading.current_thread().name, threads)  # the third, on every thread
@@ -170,24 +174,27 @@ def test_calibration_is_skipped_where_no_pass_gets_two_images(det_model_dir, cap
 def test_a_bad_image_in_a_batch_fails_alone(det_model_dir):
     handler = load_handler_class(det_model_dir)()
     handler.initialize(FakeContext(det_model_dir))
-    good = encode(text_image("fine", (320, 96)), "PNG")
+    page = rendered_page(600, (480, 320))
+    good = encode(page.image, "PNG")
     strip = encode(text_image("x", (1, 10000)), "PNG")  # DBNet's resize cannot take it
     ctx = FakeContext(det_model_dir)
     out = handler.handle([{"body": good}, {"body": strip}, {"body": b"junk"}, {"body": good}], ctx)
     assert [ctx.statuses.get(i, (200,))[0] for i in range(4)] == [200, 422, 400, 200]
-    assert out[0] == out[3] and "boundary_result" in out[0]
+    assert_detects(page, out[0])
+    assert out[0] == out[3]
     assert "1x10000" in out[1]["message"]
 
 
 def test_handler_batch_equals_one_request_at_a_time(det_model_dir):
     handler = load_handler_class(det_model_dir)()
     handler.initialize(FakeContext(det_model_dir))
-    bodies = [encode(text_image(f"Handler {i}", size), "PNG") for i, size in enumerate(DET_SIZES)]
+    pages = [rendered_page(700 + i, size) for i, size in enumerate(DET_SIZES)]
+    bodies = [encode(page.image, "PNG") for page in pages]
     batched = handler.handle([{"body": b} for b in bodies], FakeContext(det_model_dir))
-    for body, got in zip(bodies, batched):
+    for page, body, got in zip(pages, bodies, batched):
         single = handler.handle([{"body": body}], FakeContext(det_model_dir))[0]
-        diff = compare(single, got)
-        assert diff.ok, diff.problems
+        assert_detects(page, single)
+        assert_same(single, got)
 
 
 @pytest.mark.integration
@@ -197,11 +204,11 @@ def test_concurrent_mixed_size_requests_are_batched_by_torchserve(torchserve, de
     two sizes reach the handler in batches; each answer equals in-process inference."""
     from mmocr.apis import model_inference
 
-    sizes = DET_SIZES * 2
+    pages = [rendered_page(800 + i, size) for i, size in enumerate(DET_SIZES * 2)]
     files = []
-    for i, size in enumerate(sizes):
+    for i, page in enumerate(pages):
         path = tmp_path / f"scene{i}.png"
-        path.write_bytes(encode(text_image(f"Served {i}", size), "PNG"))
+        path.write_bytes(encode(page.image, "PNG"))
         files.append(path)
     url = f"{torchserve.inference_url}/predictions/dbnet"
 
@@ -211,11 +218,11 @@ def test_concurrent_mixed_size_requests_are_batched_by_torchserve(torchserve, de
     with ThreadPoolExecutor(len(files)) as pool:
         answers = list(pool.map(send, files))
     model = reference_model(DET_CONFIG, det_checkpoint)
-    for path, answer in zip(files, answers):
+    for page, path, answer in zip(pages, files, answers):
         assert answer.status_code == 200, answer.text
         expected = DetectionResult.from_mmocr(model_inference(model, str(path))).to_dict()
-        diff = compare(expected, answer.json())
-        assert diff.ok, diff.problems
+        assert_detects(page, expected)
+        assert_same(expected, answer.json())
 
 
 def _search(table: dict, largest: int, margin: float, warm: bool = False):

@@ -22,15 +22,24 @@ def test_rounds_alternate_so_steady_drift_favours_no_setting():
 
 
 def test_committed_results_render_from_their_json():
-    for name in ("cpu", "cpu-dbnet-paired"):
+    for name in ("cpu", "cpu-dbnet-paired", "cpu-ocr"):
         report = json.loads((ROOT / "benchmarks" / f"{name}.json").read_text())
         assert benchmark.markdown(report) == (ROOT / "benchmarks" / f"{name}.md").read_text()
 
 
-def test_readme_table_is_the_committed_cpu_run():
+def test_readme_tables_are_the_committed_cpu_runs():
     readme = (ROOT / "README.md").read_text()
-    block = readme.split("<!-- benchmark:start -->")[1].split("<!-- benchmark:end -->")[0]
-    assert block.strip() == (ROOT / "benchmarks" / "cpu.md").read_text().strip()
+    for marker, name in (("benchmark", "cpu"), ("benchmark-ocr", "cpu-ocr")):
+        block = readme.split(f"<!-- {marker}:start -->")[1].split(f"<!-- {marker}:end -->")[0]
+        assert block.strip() == (ROOT / "benchmarks" / f"{name}.md").read_text().strip()
+
+
+def test_the_end_to_end_row_compares_with_readtext_on_a_page_of_20_lines():
+    report = json.loads((ROOT / "benchmarks" / "cpu-ocr.json").read_text())
+    data = report["models"]["ocr"]
+    assert data["in_process_p50_ms"] > 0 and data["served"]
+    assert "MMOCR.readtext, one page per call" in benchmark.markdown(report)
+    assert benchmark.MODELS["ocr"][1] == "demo/benchmark_page.jpg"
 
 
 def test_a_new_run_says_how_its_rounds_were_ordered():

@@ -24,7 +24,12 @@ def addr(server) -> str:
     return server.inference_url.replace("http://", "")
 
 
-def test_detection_matches_and_draws_pngs(torchserve, image_files, det_checkpoint, tmp_path):
+def table_row(stdout: str, image: str) -> str:
+    return next(line for line in stdout.splitlines() if line.startswith(image + " "))
+
+
+def test_detection_matches_and_draws_pngs(torchserve, image_files, rendered, det_checkpoint,
+                                          tmp_path):
     out = tmp_path / "pngs"
     result = check(image_files["scene.jpg"], image_files["scene.png"], DET_CONFIG,
                    det_checkpoint, "dbnet", "--inference-addr", addr(torchserve),
@@ -32,6 +37,9 @@ def test_detection_matches_and_draws_pngs(torchserve, image_files, det_checkpoin
     assert result.returncode == 0, result.stdout + result.stderr
     assert "2 of 2 images match" in result.stdout
     assert "boxes served/expected" in result.stdout
+    for name in ("scene.jpg", "scene.png"):  # every rendered word found, served and expected
+        count = len(rendered[name].words)
+        assert f" {count}/{count} " in table_row(result.stdout, name)
     for name in ("scene.jpg", "scene.png"):
         source = cv2.imread(str(image_files[name]))
         picture = cv2.imread(str(out / f"{name}.png"))
@@ -40,11 +48,16 @@ def test_detection_matches_and_draws_pngs(torchserve, image_files, det_checkpoin
                                                                       source.shape[0])
 
 
-def test_recognition_folder_matches(torchserve, image_files, recog_checkpoint, tmp_path):
+def test_recognition_folder_matches(torchserve, image_files, rendered, recog_checkpoint,
+                                    reference_model, tmp_path):
+    from mmocr.apis import model_inference
+
     folder = tmp_path / "words"
     folder.mkdir()
     for name in ("word.png", "word.jpg"):
         (folder / name).write_bytes(image_files[name].read_bytes())
+        raw = model_inference(reference_model(RECOG_CONFIG, recog_checkpoint), str(folder / name))
+        assert raw["text"] == rendered[name]  # the comparison below is of real words
     result = check(folder, RECOG_CONFIG, recog_checkpoint, "crnn", "--inference-addr",
                    addr(torchserve), "--out-dir", tmp_path / "pngs")
     assert result.returncode == 0, result.stdout + result.stderr
@@ -77,11 +90,14 @@ def test_server_error_is_exit_2_with_its_message(torchserve, image_files, recog_
     assert "HTTP 404" in result.stdout
 
 
-def test_end_to_end_archive_matches_readtext(torchserve, image_files, det_checkpoint,
+def test_end_to_end_archive_matches_readtext(torchserve, image_files, rendered, det_checkpoint,
                                              recog_checkpoint, tmp_path):
     result = check(image_files["scene.jpg"], DET_CONFIG, det_checkpoint, "ocr",
                    "--recog-config", RECOG_CONFIG, "--recog-checkpoint", recog_checkpoint,
                    "--inference-addr", addr(torchserve), "--out-dir", tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "1 of 1 images match" in result.stdout
+    count = len(rendered["scene.jpg"].words)
+    assert f" {count}/{count} " in table_row(result.stdout, "scene.jpg")
+    assert " yes " in table_row(result.stdout, "scene.jpg")  # texts equal
     assert (tmp_path / "scene.jpg.png").is_file()

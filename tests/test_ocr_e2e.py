@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import requests
 
+from answers import assert_reads, assert_same
 from conftest import DET_CONFIG, RECOG_CONFIG
 from fake_context import FakeContext
-from mmocr_serve.compare import compare
 from mmocr_serve.errors import InvalidOption
 from mmocr_serve.options import RequestOptions, parse_options, split_request
 from mmocr_serve.results import DetectionResult, TextInstance, reading_order
@@ -90,7 +90,7 @@ def test_e2e_archive_holds_both_models(model_store):
     assert {"det.pth", "recog.pth", "det_config.py", "recog_config.py"} <= set(summary["files"])
 
 
-def test_handler_equals_readtext(ocr_model_dir, image_files, readtext):
+def test_handler_equals_readtext(ocr_model_dir, image_files, rendered, readtext):
     from test_handler import load_handler_class
 
     handler = load_handler_class(ocr_model_dir)()
@@ -103,31 +103,47 @@ def test_handler_equals_readtext(ocr_model_dir, image_files, readtext):
     assert ctx.statuses == {2: (400, "InvalidImage")}
     for name, served in zip(names, out):
         expected = readtext(image_files[name])
-        assert expected["result"], "the reference found no text: the comparison would be empty"
-        diff = compare(expected, served)
-        assert diff.ok, diff.problems
+        assert_reads(rendered[name], expected)
+        assert_same(expected, served)
         assert [i["box"] for i in served["result"]] == [i["box"] for i in expected["result"]]
 
 
 @pytest.mark.integration
-def test_served_e2e_equals_readtext(torchserve, image_files, readtext):
+def test_served_e2e_equals_readtext(torchserve, image_files, rendered, readtext):
     url = f"{torchserve.inference_url}/predictions/ocr"
     for name in ("scene.jpg", "scene.png"):
         response = requests.post(url, data=image_files[name].read_bytes(), timeout=300)
         assert response.status_code == 200, response.text
         served = response.json()
         expected = readtext(image_files[name])
-        diff = compare(expected, served)
-        assert diff.ok, diff.problems
+        assert_reads(rendered[name], expected)
+        assert_same(expected, served)
         assert [i["text"] for i in served["result"]] == [i["text"] for i in expected["result"]]
 
 
 @pytest.mark.integration
-def test_served_options_by_query_form_and_json(torchserve, image_files):
+def test_a_page_without_text_reads_nothing(torchserve, tmp_path):
+    import numpy as np
+
+    from images import encode
+    from mmocr_serve import synth
+
+    blank = synth.render_page(np.random.default_rng(5), size=(480, 360), words=[])
+    assert blank.words == ()
+    response = requests.post(f"{torchserve.inference_url}/predictions/ocr",
+                             data=encode(blank.image, "PNG"), timeout=300)
+    assert response.status_code == 200 and response.json() == {"result": []}
+
+
+@pytest.mark.integration
+def test_served_options_by_query_form_and_json(torchserve, image_files, rendered):
     import base64
 
     base = torchserve.inference_url
     data = image_files["scene.jpg"].read_bytes()
+    words = [w.text for w in rendered["scene.jpg"].words]  # rendered in reading order
+    unfiltered = requests.post(f"{base}/predictions/ocr", data=data, timeout=300)
+    assert sorted(i["text"] for i in unfiltered.json()["result"]) == sorted(words)
     empty = requests.post(f"{base}/invocations?model_name=ocr&score_thr=1.0", data=data,
                           timeout=300)
     assert empty.status_code == 200 and empty.json() == {"result": []}
@@ -137,7 +153,8 @@ def test_served_options_by_query_form_and_json(torchserve, image_files):
     ordered = requests.post(f"{base}/predictions/ocr", timeout=300,
                             json={"data": base64.b64encode(data).decode(), "order": "reading",
                                   "score_thr": 0.1})
-    assert ordered.status_code == 200 and "result" in ordered.json()
+    assert ordered.status_code == 200
+    assert [i["text"] for i in ordered.json()["result"]] == words
     for kwargs, text in (({"data": {"threshold": "1"}}, "unknown option(s) threshold"),
                          ({"data": {"score_thr": "abc"}}, "score_thr must be a number")):
         bad = requests.post(f"{base}/predictions/ocr", files={"image": data}, timeout=60,

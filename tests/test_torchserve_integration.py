@@ -8,8 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
+from answers import assert_detects, assert_same
 from conftest import DET_CONFIG, RECOG_CONFIG
-from mmocr_serve.compare import compare
 from mmocr_serve.results import DetectionResult, Recognition
 
 pytestmark = pytest.mark.integration
@@ -23,8 +23,8 @@ def curl(*args) -> tuple:
     return int(status), json.loads(body)
 
 
-def test_detection_with_curl_T_equals_model_inference(torchserve, image_files, det_checkpoint,
-                                                     reference_model):
+def test_detection_with_curl_T_equals_model_inference(torchserve, image_files, rendered,
+                                                     det_checkpoint, reference_model):
     from mmocr.apis import model_inference
 
     for name in ("scene.jpg", "scene.png"):
@@ -34,12 +34,12 @@ def test_detection_with_curl_T_equals_model_inference(torchserve, image_files, d
         assert set(served) == {"boundary_result"}
         expected = DetectionResult.from_mmocr(model_inference(
             reference_model(DET_CONFIG, det_checkpoint), str(image_files[name]))).to_dict()
-        diff = compare(expected, served)
-        assert diff.ok, diff.problems
+        assert_detects(rendered[name], expected)
+        assert_same(expected, served)
 
 
-def test_recognition_with_curl_equals_model_inference(torchserve, image_files, recog_checkpoint,
-                                                      reference_model):
+def test_recognition_with_curl_equals_model_inference(torchserve, image_files, rendered,
+                                                      recog_checkpoint, reference_model):
     from mmocr.apis import model_inference
 
     status, served = curl(f"{torchserve.inference_url}/predictions/crnn", "-T",
@@ -48,11 +48,11 @@ def test_recognition_with_curl_equals_model_inference(torchserve, image_files, r
     assert isinstance(served["text"], str) and isinstance(served["score"], float)
     expected = Recognition.from_mmocr(model_inference(
         reference_model(RECOG_CONFIG, recog_checkpoint), str(image_files["word.png"]))).to_dict()
-    diff = compare(expected, served)
-    assert diff.ok, diff.problems
+    assert expected["text"] == rendered["word.png"]
+    assert_same(expected, served)
 
 
-def test_every_input_form_gives_the_same_answer(torchserve, image_files):
+def test_every_input_form_gives_the_same_answer(torchserve, image_files, rendered):
     url = f"{torchserve.inference_url}/predictions/crnn"
     path = image_files["word.jpg"]
     data = path.read_bytes()
@@ -65,6 +65,7 @@ def test_every_input_form_gives_the_same_answer(torchserve, image_files):
              "-d", json.dumps({"data": base64.b64encode(data).decode()})),
     ]
     assert all(status == 200 for status, _ in answers), answers
+    assert answers[0][1]["text"] == rendered["word.jpg"]
     assert all(body == answers[0][1] for _, body in answers), answers
 
 
@@ -84,7 +85,7 @@ def test_bad_requests_get_a_json_4xx(torchserve, workdir, args, status, kind):
     assert body["message"]
 
 
-def test_bad_request_beside_concurrent_good_ones(torchserve, image_files):
+def test_bad_request_beside_concurrent_good_ones(torchserve, image_files, rendered):
     """A text file in the same batch window fails alone; the worker keeps its PID.
 
     The three good answers agree within ``compare``'s tolerances, not bit for bit: a batch
@@ -99,9 +100,9 @@ def test_bad_request_beside_concurrent_good_ones(torchserve, image_files):
     assert [r.status_code for r in responses] == [200, 400, 200, 200]
     assert responses[1].json()["type"] == "InvalidImage"
     first = responses[0].json()
+    assert_detects(rendered["scene.jpg"], first)
     for other in (responses[2].json(), responses[3].json()):
-        diff = compare(first, other)
-        assert diff.ok, diff.problems
+        assert_same(first, other)
     assert torchserve.worker_pids("dbnet") == pids
 
 

@@ -30,10 +30,12 @@ from typing import Dict, List, Optional, Sequence
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-# name -> (shipped config, real image sent to it)
+# name -> (config, image sent to it): shipped configs with random weights, and the trained
+# demo pair end to end (checkpoints beside the configs) on a rendered page of 20+ lines
 MODELS = {
     "dbnet": ("textdet/dbnet/dbnet_r18_fpnc_1200e_icdar2015.py", "demo/demo_text_det.jpg"),
     "crnn": ("textrecog/crnn/crnn_academic_dataset.py", "demo/demo_text_recog.jpg"),
+    "ocr": (("demo/models/dbnet_demo.py", "demo/models/crnn_demo.py"), "demo/benchmark_page.jpg"),
 }
 
 
@@ -49,6 +51,7 @@ class BenchmarkConfig:
     out_dir: Path = ROOT / "benchmarks"
     workdir: Path = ROOT / "work" / "benchmark"
     thread_study: bool = True  # CPU only: workers x threads settings, for the last model
+    name: Optional[str] = None  # the results' file name: OUT/NAME.{md,json,png}; default cpu or gpu
 
 
 def log(message: str) -> None:
@@ -74,13 +77,44 @@ def build_archives(cfg: BenchmarkConfig, name: str, store: Path) -> Path:
     from mmocr_serve.loading import save_random_checkpoint
 
     config = MODELS[name][0]
-    checkpoint = save_random_checkpoint(config, cfg.workdir / f"{name}.pth")
+    if isinstance(config, tuple):  # the demo pair, with its trained checkpoints
+        models = dict(zip(("config", "recog_config"), (str(ROOT / c) for c in config)))
+        models.update(checkpoint=trained(config[0]), recog_checkpoint=trained(config[1]))
+        checkpoint = Path(models["checkpoint"])
+    else:
+        checkpoint = save_random_checkpoint(config, cfg.workdir / f"{name}.pth")
+        models = dict(config=config, checkpoint=str(checkpoint))
     for batch in cfg.batch_sizes:
-        build_archive(ArchiveSpec(config=config, checkpoint=str(checkpoint),
-                                  output_folder=str(store), model_name=f"{name}_b{batch}",
+        build_archive(ArchiveSpec(**models, output_folder=str(store), model_name=f"{name}_b{batch}",
                                   batch_size=batch, max_batch_delay_ms=cfg.max_batch_delay_ms,
                                   force=True))
     return checkpoint
+
+
+def trained(config: str) -> str:
+    return str((ROOT / config).with_suffix(".pth"))
+
+
+def readtext_in_process(cfg: BenchmarkConfig, name: str, seconds: float) -> tuple:
+    """MMOCR 0.6.3's own ``readtext`` on the page, one call after another.
+
+    Returns:
+        ({1: images/s}, p50 ms per call).
+    """
+    from mmocr_serve.deployment_check import readtext_reference
+
+    det, recog = MODELS[name][0]
+    readtext = readtext_reference(str(ROOT / det), trained(det), str(ROOT / recog), trained(recog))
+    page = str(ROOT / MODELS[name][1])
+    readtext(page)  # warm-up
+    times, began = [], time.perf_counter()
+    while time.perf_counter() - began < seconds or len(times) < 3:
+        start = time.perf_counter()
+        readtext(page)
+        times.append(time.perf_counter() - start)
+    rate, p50 = len(times) / sum(times), statistics.median(times) * 1000
+    log(f"  in-process MMOCR.readtext: {rate:.2f} images/s, p50 {p50:.0f} ms")
+    return {1: rate}, p50
 
 
 def in_process(cfg: BenchmarkConfig, archive: Path, image: bytes, device: str) -> Dict[int, float]:
@@ -254,14 +288,20 @@ def run(cfg: BenchmarkConfig) -> dict:
         log(f"{name}: building {len(cfg.batch_sizes)} archives")
         build_archives(cfg, name, store)
         log(f"{name}: in-process throughput")
-        ceiling = in_process(cfg, store / f"{name}_b1.mar", image, device)
+        extra = {}
+        if isinstance(MODELS[name][0], tuple):
+            ceiling, extra["in_process_p50_ms"] = readtext_in_process(cfg, name, cfg.duration_s)
+        else:
+            ceiling = in_process(cfg, store / f"{name}_b1.mar", image, device)
         seconds = setting_seconds(cfg, ceiling[1])
         log(f"{name}: served, {seconds:.0f} s per setting")
         rows, choices, handler = served(cfg, store, name, image, seconds)
         report["models"][name] = {"in_process": ceiling, "served": rows, "seconds": seconds,
-                                  "worker_choice": choices, "handler_ms_per_image": handler}
-    if device == "cpu" and cfg.thread_study:
-        name = cfg.models[-1]
+                                  "worker_choice": choices, "handler_ms_per_image": handler,
+                                  **extra}
+    single = [name for name in cfg.models if not isinstance(MODELS[name][0], tuple)]
+    if device == "cpu" and cfg.thread_study and single:
+        name = single[-1]
         log(f"{name}: workers x threads on {report['machine']['cores']} cores")
         report["threads"] = thread_study(cfg, name, store)
     return report
@@ -312,6 +352,9 @@ def markdown(report: dict) -> str:
     for name, data in report["models"].items():
         per_image = data["in_process"][min(data["in_process"])]
         inproc = ", ".join(f"{b} per call {r:.2f}" for b, r in data["in_process"].items())
+        if "in_process_p50_ms" in data:  # end to end: the baseline is MMOCR's readtext
+            inproc = (f"MMOCR.readtext, one page per call, {per_image:.2f} "
+                      f"(p50 {data['in_process_p50_ms']:.0f} ms)")
         out += [f"**{name}** (image `{MODELS[name][1]}`, {data['seconds']:.0f} s per setting); "
                 f"in-process images/s: {inproc}", ""]
         out += [f"- batch size {b} worker: {choice}" for b, choice in
@@ -388,6 +431,7 @@ def parse_args(argv: Optional[List[str]] = None) -> BenchmarkConfig:
     parser.add_argument("--workdir", type=Path, default=defaults.workdir)
     parser.add_argument("--no-thread-study", action="store_true",
                         help="skip the CPU workers x threads comparison")
+    parser.add_argument("--name", help="write OUT/NAME.md, .json and .png (default: cpu or gpu)")
     args = parser.parse_args(argv)
     if 1 not in args.batch_sizes:
         parser.error("--batch-sizes must include 1 (the baseline)")
@@ -395,7 +439,8 @@ def parse_args(argv: Optional[List[str]] = None) -> BenchmarkConfig:
                            concurrency=tuple(sorted(args.concurrency)), duration_s=args.duration,
                            min_images=args.min_images, rounds=args.rounds,
                            max_batch_delay_ms=args.max_batch_delay, out_dir=args.out_dir.resolve(),
-                           workdir=args.workdir.resolve(), thread_study=not args.no_thread_study)
+                           workdir=args.workdir.resolve(), thread_study=not args.no_thread_study,
+                           name=args.name)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -403,7 +448,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     cfg.workdir.mkdir(parents=True, exist_ok=True)
     cfg.out_dir.mkdir(parents=True, exist_ok=True)
     report = run(cfg)
-    kind = "gpu" if report["machine"]["gpu"] else "cpu"
+    kind = cfg.name or ("gpu" if report["machine"]["gpu"] else "cpu")
     (cfg.out_dir / f"{kind}.json").write_text(json.dumps(report, indent=1))
     (cfg.out_dir / f"{kind}.md").write_text(markdown(report))
     plot(report, cfg.out_dir / f"{kind}.png")

@@ -1,0 +1,41 @@
+"""Assertions on answers: what a rendered image holds first, then equality within the
+tolerances of ``mmocr_serve.compare``. Two empty answers are never compared."""
+
+from __future__ import annotations
+
+from mmocr_serve import synth
+from mmocr_serve.compare import compare
+
+
+def has_content(answer: dict) -> bool:
+    """Boxes for a detector, non-empty texts for a recognizer or end-to-end OCR."""
+    if "boundary_result" in answer:
+        return bool(answer["boundary_result"])
+    if "result" in answer:
+        return bool(answer["result"]) and all(item["text"] for item in answer["result"])
+    return bool(answer.get("text"))
+
+
+def assert_same(expected: dict, served: dict) -> None:
+    """``served`` equals ``expected``; refuses an ``expected`` with nothing in it."""
+    assert has_content(expected), f"nothing to compare: the expected answer is empty: {expected}"
+    diff = compare(expected, served)
+    assert diff.ok, diff.problems
+
+
+def assert_detects(page: synth.Page, answer: dict) -> None:
+    """One box per rendered word, each overlapping its word by IoU 0.5 or more."""
+    boxes = answer["boundary_result"]
+    assert len(boxes) == len(page.words), f"{len(boxes)} boxes for {len(page.words)} words"
+    match = synth.matched_boxes(page.words, [b[:-1] for b in boxes])
+    missed = [w.text for w, j in zip(page.words, match) if j is None]
+    assert not missed, f"no box on {missed}"
+
+
+def assert_reads(page: synth.Page, answer: dict) -> None:
+    """End-to-end OCR read every rendered word exactly, in a box on it, and nothing else."""
+    items = answer["result"]
+    read = synth.words_read(page.words, items)
+    wrong = [w.text for w, ok in zip(page.words, read) if not ok]
+    assert not wrong, f"not read: {wrong}; read: {[i['text'] for i in items]}"
+    assert len(items) == len(page.words), [i["text"] for i in items]

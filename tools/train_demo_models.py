@@ -1,0 +1,225 @@
+"""Trains the demo detector and recognizer under demo/models/ from nothing but the stack.
+
+Two processes side by side, one CPU thread each: each renders its model's training set
+(pages of words for the detector, word crops cut from other pages for the recognizer; see
+``mmocr_serve.synth``), then trains its model with MMOCR's own ``train_detector`` on the
+mmcv runner, from the configs in demo/models/. The final checkpoints, as the runner writes
+them, are copied beside the configs, and the pages the demo and the benchmark read to
+demo/.
+
+    python tools/train_demo_models.py [--models det recog] [--det-iters N] [--recog-iters N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import List, Optional, Sequence
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+CONFIGS = {"det": "demo/models/dbnet_demo.py", "recog": "demo/models/crnn_demo.py"}
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    models: Sequence[str] = ("det", "recog")
+    det_iters: Optional[int] = None  # None: the config's runner.max_iters
+    recog_iters: Optional[int] = None
+    det_pages: int = 1000  # rendered pages the detector trains on
+    recog_pages: int = 1000  # rendered pages cut into the recognizer's word crops
+    seed: int = 2026
+    data_dir: Path = ROOT / "work" / "demo-data"
+    work_dir: Path = ROOT / "work" / "train"
+    output_dir: Path = ROOT / "demo" / "models"  # where the checkpoints are copied
+
+    def iters(self, role: str) -> Optional[int]:
+        return self.det_iters if role == "det" else self.recog_iters
+
+    def pages(self, role: str) -> int:
+        return self.det_pages if role == "det" else self.recog_pages
+
+
+def render_training_data(spec: TrainSpec, role: str) -> Path:
+    """The detector's pages, or the recognizer's crops (cut from other pages), once.
+
+    Returns:
+        The annotation file (COCO json, or txt lines of file and text).
+    """
+    import numpy as np
+
+    from mmocr_serve import synth
+
+    folder = spec.data_dir / role
+    annotations = folder / ("train.json" if role == "det" else "train.txt")
+    if annotations.exists():
+        return annotations
+    rng = np.random.default_rng(spec.seed + (role == "recog"))
+    pages = spec.pages(role)
+    rendered = [_progress(f"[{role}] rendering pages", i, pages, synth.render_page(rng))
+                for i in range(pages)]
+    if role == "det":
+        return Path(synth.write_detection_set(str(folder), rendered, "train"))
+    crops = [crop for page in rendered for crop in synth.word_crops(rng, page)]
+    print(f"[recog] {len(crops)} word crops", flush=True)
+    return Path(synth.write_recognition_set(str(folder), crops, "train"))
+
+
+def _progress(what: str, idx: int, total: int, value):
+    if (idx + 1) % max(1, total // 10) == 0 or idx + 1 == total:
+        print(f"{what}: {idx + 1}/{total}", flush=True)
+    return value
+
+
+def train(spec: TrainSpec, role: str) -> Path:
+    """One model with MMOCR's training entry point; returns the final checkpoint."""
+    import mmcv
+    import torch
+    from mmdet.apis import set_random_seed
+
+    import mmocr
+    from mmocr.apis import train_detector
+    from mmocr.datasets import build_dataset
+    from mmocr.models import build_detector
+
+    from mmocr_serve.loading import set_cpu_memory
+
+    torch.set_num_threads(1)  # the other model trains on the other core
+    set_cpu_memory("reuse")  # glibc's fresh mappings per large tensor halved the speed
+    annotations = render_training_data(spec, role)
+    config = CONFIGS[role]
+    cfg = mmcv.Config.fromfile(str(ROOT / config))
+    iters = spec.iters(role) or cfg.runner.max_iters
+    cfg.data.train.datasets[0].update(ann_file=str(annotations),
+                                      img_prefix=str(annotations.with_suffix("")))
+    cfg.work_dir = str(spec.work_dir / role)
+    cfg.gpu_ids = [0]  # one process; mmcv's data parallel runs on the CPU without CUDA
+    cfg.device = "cpu"
+    cfg.seed = spec.seed
+    cfg.runner.max_iters = iters
+    cfg.checkpoint_config.interval = min(cfg.checkpoint_config.interval, iters)
+    cfg.checkpoint_config.meta = dict(mmocr_version=mmocr.__version__, CLASSES=("text",))
+    cfg.custom_hooks = [dict(type="DemoProgressHook", role=role, interval=cfg.log_config.interval)]
+    mmcv.mkdir_or_exist(cfg.work_dir)
+    cfg.dump(os.path.join(cfg.work_dir, os.path.basename(config)))
+    set_random_seed(spec.seed, deterministic=False)
+    register_progress_hook()
+
+    model = build_detector(cfg.model, train_cfg=cfg.get("train_cfg"), test_cfg=cfg.get("test_cfg"))
+    model.init_weights()
+    datasets = [build_dataset(cfg.data.train)]
+    model.CLASSES = datasets[0].CLASSES
+    meta = dict(seed=spec.seed, exp_name=os.path.basename(config), config=cfg.pretty_text)
+    train_detector(model, datasets, cfg, distributed=False, validate=False,
+                   timestamp=time.strftime("%Y%m%d_%H%M%S"), meta=meta)
+    return Path(cfg.work_dir) / f"iter_{iters}.pth"
+
+
+def register_progress_hook() -> None:
+    from mmcv.runner import HOOKS, Hook
+
+    if "DemoProgressHook" in HOOKS.module_dict:
+        return
+
+    @HOOKS.register_module()
+    class DemoProgressHook(Hook):
+        """Iteration, mean loss, elapsed time and ETA, every ``interval`` iterations."""
+
+        def __init__(self, role: str, interval: int):
+            self.role, self.interval, self.losses = role, interval, []
+
+        def before_run(self, runner):
+            self.began = time.monotonic()
+
+        def after_train_iter(self, runner):
+            self.losses.append(float(runner.outputs["log_vars"]["loss"]))
+            done = runner.iter + 1
+            if done % self.interval and done != runner.max_iters:
+                return
+            elapsed = time.monotonic() - self.began
+            eta = elapsed / done * (runner.max_iters - done)
+            loss = sum(self.losses) / len(self.losses)
+            self.losses = []
+            print(f"[{self.role}] iter {done}/{runner.max_iters}  loss {loss:.4f}  "
+                  f"elapsed {_clock(elapsed)}  eta {_clock(eta)}", flush=True)
+
+
+def write_demo_pages() -> None:
+    """demo/demo_page.jpg (the demo reads it) and demo/benchmark_page.jpg (20+ lines)."""
+    from mmocr_serve import synth
+
+    for name, page in (("demo_page", synth.demo_page()), ("benchmark_page", synth.benchmark_page())):
+        page.save(str(ROOT / "demo" / f"{name}.jpg"))
+        print(f"[demo] wrote demo/{name}.jpg: {page.lines} lines, {len(page.words)} words",
+              flush=True)
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes // 60}:{minutes % 60:02d}:{secs:02d}"
+
+
+INT_OPTIONS = ("det_iters", "recog_iters", "det_pages", "recog_pages", "seed")
+PATH_OPTIONS = ("data_dir", "work_dir", "output_dir")
+
+
+def child_argv(spec: TrainSpec, role: str) -> List[str]:
+    """The command line of the process that trains ``role`` under ``spec``."""
+    argv = [sys.executable, "-u", __file__, "--only", role]
+    for name in INT_OPTIONS + PATH_OPTIONS:
+        if getattr(spec, name) is not None:
+            argv.append(f"--{name.replace('_', '-')}={getattr(spec, name)}")
+    return argv
+
+
+def parse_args(argv: Optional[List[str]]) -> tuple:
+    defaults = TrainSpec()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", choices=sorted(CONFIGS), default=defaults.models)
+    for name in INT_OPTIONS:
+        parser.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(defaults, name))
+    for name in PATH_OPTIONS:
+        parser.add_argument("--" + name.replace("_", "-"), type=Path, default=getattr(defaults, name))
+    parser.add_argument("--demo-page", action="store_true",
+                        help="only (re)write the demo's pages, demo/*_page.jpg")
+    parser.add_argument("--only", choices=sorted(CONFIGS), help=argparse.SUPPRESS)  # a child
+    args = parser.parse_args(argv)
+    spec = TrainSpec(models=tuple(args.models), det_iters=args.det_iters,
+                     recog_iters=args.recog_iters, det_pages=args.det_pages,
+                     recog_pages=args.recog_pages, seed=args.seed,
+                     data_dir=args.data_dir.resolve(), work_dir=args.work_dir.resolve(),
+                     output_dir=args.output_dir.resolve())
+    return spec, args
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    spec, args = parse_args(argv)
+    if args.demo_page:
+        write_demo_pages()
+        return 0
+    if args.only:
+        final = train(spec, args.only)
+        target = spec.output_dir / Path(CONFIGS[args.only]).with_suffix(".pth").name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(final, target)
+        print(f"[{args.only}] wrote {target}", flush=True)
+        return 0
+    began = time.monotonic()
+    children = [subprocess.Popen(child_argv(spec, role), env={**os.environ, "OMP_NUM_THREADS": "1"})
+                for role in spec.models]
+    codes = [child.wait() for child in children]
+    if spec.output_dir == TrainSpec().output_dir:
+        write_demo_pages()
+    print(f"[train] finished in {_clock(time.monotonic() - began)}; exit codes {codes}", flush=True)
+    return max(codes)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
