@@ -88,6 +88,7 @@ def train(spec: TrainSpec, role: str) -> Path:
     from mmocr.apis import train_detector
     from mmocr.datasets import build_dataset
     from mmocr.models import build_detector
+    from mmocr.utils import get_root_logger
 
     from mmocr_serve.loading import set_cpu_memory
 
@@ -109,6 +110,10 @@ def train(spec: TrainSpec, role: str) -> Path:
     cfg.custom_hooks = [dict(type="DemoProgressHook", role=role, interval=cfg.log_config.interval)]
     mmcv.mkdir_or_exist(cfg.work_dir)
     cfg.dump(os.path.join(cfg.work_dir, os.path.basename(config)))
+    timestamp = time.strftime("%Y%m%d_%H%M%S")
+    # as MMOCR's tools/train.py does; else train_detector's call, which passes the log
+    # level where the log file goes, writes a file named INFO in the current directory
+    get_root_logger(log_file=os.path.join(cfg.work_dir, f"{timestamp}.log"))
     set_random_seed(spec.seed, deterministic=False)
     register_progress_hook()
 
@@ -117,8 +122,8 @@ def train(spec: TrainSpec, role: str) -> Path:
     datasets = [build_dataset(cfg.data.train)]
     model.CLASSES = datasets[0].CLASSES
     meta = dict(seed=spec.seed, exp_name=os.path.basename(config), config=cfg.pretty_text)
-    train_detector(model, datasets, cfg, distributed=False, validate=False,
-                   timestamp=time.strftime("%Y%m%d_%H%M%S"), meta=meta)
+    train_detector(model, datasets, cfg, distributed=False, validate=False, timestamp=timestamp,
+                   meta=meta)
     return Path(cfg.work_dir) / f"iter_{iters}.pth"
 
 
