@@ -65,8 +65,11 @@ def recog_model_dir(model_store, workdir) -> Path:
     return unpack(model_store / "crnn.mar", workdir / "unpacked" / "crnn")
 
 
-# Rendered test images and what is on them: pages with their words, and word crops.
-PAGES = {"scene.jpg": dict(seed=11, size=(640, 360)), "scene.png": dict(seed=12, size=(480, 320))}
+# Rendered test images and what is on them: pages with their words, and word crops. The
+# seeds are the first from 11 whose pages the demo models read without a mistake (they
+# read about 94% of held-out words: tools/evaluate_demo_models.py measures that), so
+# that a test here fails on a difference between served and in-process, not on accuracy.
+PAGES = {"scene.jpg": dict(seed=14, size=(640, 360)), "scene.png": dict(seed=16, size=(640, 400))}
 WORDS = {"word.png": dict(seed=13, text="serve"), "word.jpg": dict(seed=14, text="ocr42")}
 
 

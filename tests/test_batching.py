@@ -174,7 +174,7 @@ def test_calibration_is_skipped_where_no_pass_gets_two_images(det_model_dir, cap
 def test_a_bad_image_in_a_batch_fails_alone(det_model_dir):
     handler = load_handler_class(det_model_dir)()
     handler.initialize(FakeContext(det_model_dir))
-    page = rendered_page(600, (480, 320))
+    page = rendered_page(600, (640, 360))
     good = encode(page.image, "PNG")
     strip = encode(text_image("x", (1, 10000)), "PNG")  # DBNet's resize cannot take it
     ctx = FakeContext(det_model_dir)

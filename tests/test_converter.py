@@ -72,7 +72,7 @@ def test_cli_relative_output_folder_and_force(tmp_path, det_checkpoint):
 def test_default_model_name_is_the_checkpoint_stem(tmp_path, recog_checkpoint):
     result = convert(RECOG_CONFIG, recog_checkpoint, "--output-folder", tmp_path)
     assert result.returncode == 0, result.stderr
-    assert listing(tmp_path) == ["crnn.mar"]
+    assert listing(tmp_path) == ["crnn_demo.mar"]
 
 
 @pytest.mark.parametrize("config,reason", [
@@ -86,11 +86,16 @@ def test_kie_and_ner_configs_are_refused(tmp_path, det_checkpoint, config, reaso
     assert listing(tmp_path) == []
 
 
-def test_mismatched_checkpoint_names_missing_and_unexpected_keys(tmp_path, recog_checkpoint):
-    result = convert(DET_CONFIG, recog_checkpoint, "--output-folder", tmp_path)
+def test_mismatched_checkpoint_names_missing_and_unexpected_keys(tmp_path):
+    from mmocr_serve.loading import save_random_checkpoint
+
+    # the shipped CRNN's VGG shares no key with DBNet's ResNet (the demo pair's backbones
+    # share names, and their shapes differ first)
+    crnn = save_random_checkpoint("textrecog/crnn/crnn_academic_dataset.py", tmp_path / "c.pth")
+    result = convert(DET_CONFIG, crnn, "--output-folder", tmp_path / "out")
     assert result.returncode == 1
     assert "missing keys: " in result.stderr and "unexpected keys: " in result.stderr
-    assert listing(tmp_path) == []
+    assert listing(tmp_path / "out") == []
 
 
 @pytest.mark.parametrize("name", ["bad name", "-leading", "a/b", "ünïcode"])

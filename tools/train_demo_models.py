@@ -39,6 +39,7 @@ class TrainSpec:
     data_dir: Path = ROOT / "work" / "demo-data"
     work_dir: Path = ROOT / "work" / "train"
     output_dir: Path = ROOT / "demo" / "models"  # where the checkpoints are copied
+    resume: bool = False  # go on from work_dir's latest checkpoint, up to the iterations given
 
     def iters(self, role: str) -> Optional[int]:
         return self.det_iters if role == "det" else self.recog_iters
@@ -92,7 +93,8 @@ def train(spec: TrainSpec, role: str) -> Path:
 
     from mmocr_serve.loading import set_cpu_memory
 
-    torch.set_num_threads(1)  # the other model trains on the other core
+    # one thread each when both models train side by side, else every core
+    torch.set_num_threads(1 if len(spec.models) > 1 else len(os.sched_getaffinity(0)))
     set_cpu_memory("reuse")  # glibc's fresh mappings per large tensor halved the speed
     annotations = render_training_data(spec, role)
     config = CONFIGS[role]
@@ -104,6 +106,9 @@ def train(spec: TrainSpec, role: str) -> Path:
     cfg.gpu_ids = [0]  # one process; mmcv's data parallel runs on the CPU without CUDA
     cfg.device = "cpu"
     cfg.seed = spec.seed
+    if spec.resume:
+        cfg.resume_from = str(spec.work_dir / role / "latest.pth")
+        cfg.runner.type = register_cpu_runner()
     cfg.runner.max_iters = iters
     cfg.checkpoint_config.interval = min(cfg.checkpoint_config.interval, iters)
     cfg.checkpoint_config.meta = dict(mmocr_version=mmocr.__version__, CLASSES=("text",))
@@ -127,6 +132,20 @@ def train(spec: TrainSpec, role: str) -> Path:
     return Path(cfg.work_dir) / f"iter_{iters}.pth"
 
 
+def register_cpu_runner() -> str:
+    """mmcv's ``IterBasedRunner`` whose ``resume`` maps the checkpoint to the CPU: mmcv's
+    own maps it to the current CUDA device, which fails on a machine without one."""
+    from mmcv.runner import RUNNERS, IterBasedRunner
+
+    if "CPUIterBasedRunner" not in RUNNERS.module_dict:
+        @RUNNERS.register_module()
+        class CPUIterBasedRunner(IterBasedRunner):
+            def resume(self, checkpoint, resume_optimizer=True, map_location="cpu"):
+                super().resume(checkpoint, resume_optimizer, map_location)
+
+    return "CPUIterBasedRunner"
+
+
 def register_progress_hook() -> None:
     from mmcv.runner import HOOKS, Hook
 
@@ -141,7 +160,7 @@ def register_progress_hook() -> None:
             self.role, self.interval, self.losses = role, interval, []
 
         def before_run(self, runner):
-            self.began = time.monotonic()
+            self.began, self.first = time.monotonic(), runner.iter  # not 0 when resumed
 
         def after_train_iter(self, runner):
             self.losses.append(float(runner.outputs["log_vars"]["loss"]))
@@ -149,7 +168,7 @@ def register_progress_hook() -> None:
             if done % self.interval and done != runner.max_iters:
                 return
             elapsed = time.monotonic() - self.began
-            eta = elapsed / done * (runner.max_iters - done)
+            eta = elapsed / max(1, done - self.first) * (runner.max_iters - done)
             loss = sum(self.losses) / len(self.losses)
             self.losses = []
             print(f"[{self.role}] iter {done}/{runner.max_iters}  loss {loss:.4f}  "
@@ -177,7 +196,9 @@ PATH_OPTIONS = ("data_dir", "work_dir", "output_dir")
 
 def child_argv(spec: TrainSpec, role: str) -> List[str]:
     """The command line of the process that trains ``role`` under ``spec``."""
-    argv = [sys.executable, "-u", __file__, "--only", role]
+    argv = [sys.executable, "-u", __file__, "--only", role, "--models", *spec.models]
+    if spec.resume:
+        argv.append("--resume")
     for name in INT_OPTIONS + PATH_OPTIONS:
         if getattr(spec, name) is not None:
             argv.append(f"--{name.replace('_', '-')}={getattr(spec, name)}")
@@ -192,6 +213,8 @@ def parse_args(argv: Optional[List[str]]) -> tuple:
         parser.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(defaults, name))
     for name in PATH_OPTIONS:
         parser.add_argument("--" + name.replace("_", "-"), type=Path, default=getattr(defaults, name))
+    parser.add_argument("--resume", action="store_true",
+                        help="go on from the work dir's latest checkpoints (more iterations)")
     parser.add_argument("--demo-page", action="store_true",
                         help="only (re)write the demo's pages, demo/*_page.jpg")
     parser.add_argument("--only", choices=sorted(CONFIGS), help=argparse.SUPPRESS)  # a child
@@ -200,7 +223,7 @@ def parse_args(argv: Optional[List[str]]) -> tuple:
                      recog_iters=args.recog_iters, det_pages=args.det_pages,
                      recog_pages=args.recog_pages, seed=args.seed,
                      data_dir=args.data_dir.resolve(), work_dir=args.work_dir.resolve(),
-                     output_dir=args.output_dir.resolve())
+                     output_dir=args.output_dir.resolve(), resume=args.resume)
     return spec, args
 
 
@@ -217,7 +240,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"[{args.only}] wrote {target}", flush=True)
         return 0
     began = time.monotonic()
-    children = [subprocess.Popen(child_argv(spec, role), env={**os.environ, "OMP_NUM_THREADS": "1"})
+    threads = "1" if len(spec.models) > 1 else str(len(os.sched_getaffinity(0)))
+    children = [subprocess.Popen(child_argv(spec, role), env={**os.environ, "OMP_NUM_THREADS": threads})
                 for role in spec.models]
     codes = [child.wait() for child in children]
     if spec.output_dir == TrainSpec().output_dir:

@@ -18,19 +18,17 @@ model = dict(
     decoder=dict(in_channels=128))
 
 img_norm_cfg = dict(mean=[127], std=[127])
-train_pipeline = [
+__load_and_resize = [  # the same in training and in inference
     dict(type='LoadImageFromFile', color_type='grayscale'),
     dict(type='ResizeOCR', height=32, min_width=128, max_width=128, keep_aspect_ratio=False),
     dict(type='Normalize', **img_norm_cfg),
     dict(type='DefaultFormatBundle'),
+]
+train_pipeline = __load_and_resize + [
     dict(type='Collect', keys=['img'],
          meta_keys=['filename', 'resize_shape', 'text', 'valid_ratio']),
 ]
-test_pipeline = [
-    dict(type='LoadImageFromFile', color_type='grayscale'),
-    dict(type='ResizeOCR', height=32, min_width=128, max_width=128, keep_aspect_ratio=False),
-    dict(type='Normalize', **img_norm_cfg),
-    dict(type='DefaultFormatBundle'),
+test_pipeline = __load_and_resize + [
     dict(type='Collect', keys=['img'],
          meta_keys=['filename', 'resize_shape', 'valid_ratio', 'img_norm_cfg',
                     'ori_filename', 'img_shape', 'ori_shape']),
@@ -54,7 +52,7 @@ data = dict(
 
 optimizer = dict(_delete_=True, type='Adam', lr=1e-3)
 lr_config = dict(_delete_=True, policy='poly', power=0.9, min_lr=1e-5, by_epoch=False)
-runner = dict(_delete_=True, type='IterBasedRunner', max_iters=3600)
+runner = dict(_delete_=True, type='IterBasedRunner', max_iters=6000)
 checkpoint_config = dict(interval=500, by_epoch=False, max_keep_ckpts=1, save_optimizer=False)
 log_config = dict(interval=50)
 evaluation = dict(interval=100000, metric='acc')
