@@ -80,6 +80,9 @@ def build_archives(cfg: BenchmarkConfig, name: str, store: Path) -> Path:
     if isinstance(config, tuple):  # the demo pair, with its trained checkpoints
         models = dict(zip(("config", "recog_config"), (str(ROOT / c) for c in config)))
         models.update(checkpoint=trained(config[0]), recog_checkpoint=trained(config[1]))
+        # a page's crops in passes of up to 32: the start-up calibration, timing 8 ms
+        # passes, chose 1 or 32 from run to run, and so 0.4 or 0.8 s per page
+        models.update(max_forward_batch=32)
         checkpoint = Path(models["checkpoint"])
     else:
         checkpoint = save_random_checkpoint(config, cfg.workdir / f"{name}.pth")
