@@ -50,7 +50,8 @@ def font_files() -> Tuple[str, ...]:
     import matplotlib
 
     ttf = os.path.join(matplotlib.get_data_path(), "fonts", "ttf")
-    names = sorted(glob.glob(os.path.join(ttf, "DejaVu*.ttf")) + glob.glob(os.path.join(ttf, "STIXGeneral*.ttf")))
+    names = sorted(glob.glob(os.path.join(ttf, "DejaVu*.ttf"))
+                   + glob.glob(os.path.join(ttf, "STIXGeneral*.ttf")))
     return tuple(n for n in names if "Display" not in n)
 
 
@@ -136,8 +137,9 @@ def _overlaps(box: Tuple[float, float, float, float], taken: List[Tuple[float, .
     return any(box[0] < t[2] and t[0] < box[2] and box[1] < t[3] and t[1] < box[3] for t in taken)
 
 
-def render_page(rng: np.random.Generator, split: str = TRAIN, size: Optional[Tuple[int, int]] = None,
-                lines: Optional[int] = None, font_sizes: Tuple[int, int] = (16, 36),
+def render_page(rng: np.random.Generator, split: str = TRAIN,
+                size: Optional[Tuple[int, int]] = None, lines: Optional[int] = None,
+                font_sizes: Tuple[int, int] = (16, 36),
                 words: Optional[Sequence[str]] = None) -> Page:
     """A page of words in lines.
 
@@ -194,7 +196,8 @@ def render_page(rng: np.random.Generator, split: str = TRAIN, size: Optional[Tup
     image = Image.fromarray(canvas.astype(np.uint8))
     if rng.random() < 0.5:
         image = image.filter(ImageFilter.GaussianBlur(float(rng.uniform(0.3, 1.0))))
-    noisy = np.asarray(image, np.float32) + rng.normal(0, float(rng.uniform(0, 5)), (height, width, 3))
+    noise = rng.normal(0, float(rng.uniform(0, 5)), (height, width, 3))
+    noisy = np.asarray(image, np.float32) + noise
     return Page(np.clip(noisy, 0, 255).astype(np.uint8), tuple(placed), line_count)
 
 
@@ -262,7 +265,7 @@ def matched_boxes(words: Sequence[Word], boxes: Sequence[Sequence[float]],
     from shapely.geometry import Polygon
 
     def polygon(points):
-        shape = Polygon(np.array(points, np.float64).reshape(-1, 2)[:, :2])
+        shape = Polygon(np.array(points, np.float64).reshape(-1, 2))
         return shape if shape.is_valid else shape.buffer(0)
 
     truth, found = [polygon(w.quad) for w in words], [polygon(b) for b in boxes]
@@ -270,8 +273,9 @@ def matched_boxes(words: Sequence[Word], boxes: Sequence[Sequence[float]],
     for i, gt in enumerate(truth):
         for j, box in enumerate(found):
             union = gt.union(box).area
-            if union and gt.intersection(box).area / union >= iou:
-                pairs.append((gt.intersection(box).area / union, i, j))
+            overlap = gt.intersection(box).area / union if union else 0.0
+            if overlap >= iou:
+                pairs.append((overlap, i, j))
     match: List[Optional[int]] = [None] * len(words)
     used = set()
     for _, i, j in sorted(pairs, reverse=True):

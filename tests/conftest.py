@@ -66,9 +66,9 @@ def recog_model_dir(model_store, workdir) -> Path:
 
 
 # Rendered test images and what is on them: pages with their words, and word crops. The
-# seeds are the first from 11 whose pages the demo models read without a mistake (they
-# read about 94% of held-out words: tools/evaluate_demo_models.py measures that), so
-# that a test here fails on a difference between served and in-process, not on accuracy.
+# seeds are the first from 11 whose pages the demo models read without a mistake (their
+# accuracy is tools/evaluate_demo_models.py's to measure), so that a test here fails on a
+# difference between served and in-process, not on accuracy.
 PAGES = {"scene.jpg": dict(seed=14, size=(640, 360)), "scene.png": dict(seed=16, size=(640, 400))}
 WORDS = {"word.png": dict(seed=13, text="serve"), "word.jpg": dict(seed=14, text="ocr42")}
 

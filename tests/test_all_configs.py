@@ -79,14 +79,15 @@ def check_batching(engine) -> None:
         batched = runner.predict_batch(images)
     assert passes == [2]
     datas = [runner._pipeline(image, from_array=False) for image in images]
+    batched_features = None  # the batch's pass, run only where a result is empty
     for idx, (image, got) in enumerate(zip(images, batched)):
         single = runner.predict(image).to_dict()
         if has_content(single):
             assert_same(single, got.to_dict())
         else:
             assert not has_content(got.to_dict())
-            assert_features_equal(network_outputs(runner, datas)[idx],
-                                  network_outputs(runner, [datas[idx]])[0])
+            batched_features = batched_features or network_outputs(runner, datas)
+            assert_features_equal(batched_features[idx], network_outputs(runner, [datas[idx]])[0])
 
 
 def network_outputs(runner, datas) -> list:

@@ -80,8 +80,8 @@ def build_archives(cfg: BenchmarkConfig, name: str, store: Path) -> Path:
     if isinstance(config, tuple):  # the demo pair, with its trained checkpoints
         models = dict(zip(("config", "recog_config"), (str(ROOT / c) for c in config)))
         models.update(checkpoint=trained(config[0]), recog_checkpoint=trained(config[1]))
-        # a page's crops in passes of up to 32: the start-up calibration, timing 8 ms
-        # passes, chose 1 or 32 from run to run, and so 0.4 or 0.8 s per page
+        # a page's crops in passes of up to 32: the start-up calibration, timing passes of a
+        # few milliseconds, chose 1 or 32 from run to run (README, "End to end")
         models.update(max_forward_batch=32)
         checkpoint = Path(models["checkpoint"])
     else:

@@ -19,10 +19,8 @@ served answer differs from readtext's, 2 when the demo models are missing.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
-import urllib.request
 from pathlib import Path
 from typing import List, Optional, Sequence
 
@@ -44,9 +42,8 @@ def recognizer_accuracy(folder: Path, pages: int) -> float:
     crops = [crop for _ in range(pages)
              for crop in synth.word_crops(rng, synth.render_page(rng, synth.HELD_OUT))]
     ann = synth.write_recognition_set(str(folder), crops, "held_out")
-    results = _mmocr_test(RECOG_CONFIG, RECOG_CHECKPOINT,
-                          dict(img_prefix=str(folder / "held_out"), ann_file=ann), batch=64)
-    dataset, outputs = results
+    paths = dict(img_prefix=str(folder / "held_out"), ann_file=ann)
+    dataset, outputs = _mmocr_test(RECOG_CONFIG, RECOG_CHECKPOINT, paths, batch=64)
     acc = dataset.evaluate(outputs, metric="acc")["word_acc"]
     print(f"recognizer: {len(crops)} held-out word crops, exact-word accuracy {acc:.4f}")
     return acc
@@ -114,14 +111,13 @@ def end_to_end(folder: Path, pages: int, serve: bool) -> float:
                                   ROOT / RECOG_CHECKPOINT)
     expected = [readtext(path) for path in files]
     words = sum(len(p.words) for p in rendered)
-    hits = sum(synth.words_read(p.words, e["result"]).count(True) for p, e in zip(rendered, expected))
+    hits = words_read(rendered, expected)
     print(f"end-to-end in-process (MMOCR.readtext): {pages} pages, {words} words, {hits} read "
           f"exactly: {hits / words:.4f}")
     if not serve:
         return hits / words
     served = serve_pages(folder, files)
-    served_hits = sum(synth.words_read(p.words, s["result"]).count(True)
-                      for p, s in zip(rendered, served))
+    served_hits = words_read(rendered, served)
     equal = served_equals_readtext(expected, served)
     print(f"end-to-end served (TorchServe, one end-to-end archive): {served_hits} read exactly: "
           f"{served_hits / words:.4f}; answers equal readtext's on {equal} of {pages} pages")
@@ -130,9 +126,17 @@ def end_to_end(folder: Path, pages: int, serve: bool) -> float:
     return served_hits / words
 
 
+def words_read(pages: Sequence, answers: Sequence[dict]) -> int:
+    """How many of the pages' words the end-to-end answers read exactly."""
+    from mmocr_serve import synth
+
+    return sum(synth.words_read(p.words, a["result"]).count(True) for p, a in zip(pages, answers))
+
+
 def serve_pages(folder: Path, files: Sequence[Path]) -> List[dict]:
     """Each page's answer from a real TorchServe serving the converter's archive."""
     from mmocr_serve.archive import ArchiveSpec, build_archive
+    from mmocr_serve.deployment_check import CheckSpec, query_server
     from mmocr_serve.server import TorchServeProcess
 
     store = folder / "model-store"
@@ -141,14 +145,9 @@ def serve_pages(folder: Path, files: Sequence[Path]) -> List[dict]:
                               recog_checkpoint=str(ROOT / RECOG_CHECKPOINT),
                               output_folder=str(store), model_name="ocr"))
     with TorchServeProcess(store, ["ocr=ocr.mar"], folder / "torchserve") as server:
-        answers = []
-        for path in files:
-            request = urllib.request.Request(f"{server.inference_url}/predictions/ocr",
-                                             data=path.read_bytes(), method="POST",
-                                             headers={"Content-Type": "application/octet-stream"})
-            with urllib.request.urlopen(request, timeout=120) as response:
-                answers.append(json.load(response))
-    return answers
+        spec = CheckSpec(images=files, config=DET_CONFIG, checkpoint=DET_CHECKPOINT,
+                         model_name="ocr", inference_addr=server.inference_url)
+        return [query_server(spec, path, token=None) for path in files]
 
 
 def served_equals_readtext(expected: Sequence[dict], served: Sequence[dict]) -> int:

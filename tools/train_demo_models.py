@@ -95,7 +95,7 @@ def train(spec: TrainSpec, role: str) -> Path:
 
     # one thread each when both models train side by side, else every core
     torch.set_num_threads(1 if len(spec.models) > 1 else len(os.sched_getaffinity(0)))
-    set_cpu_memory("reuse")  # glibc's fresh mappings per large tensor halved the speed
+    set_cpu_memory("reuse")  # as the workers do: see loading.CPU_MEMORY
     annotations = render_training_data(spec, role)
     config = CONFIGS[role]
     cfg = mmcv.Config.fromfile(str(ROOT / config))
@@ -179,7 +179,8 @@ def write_demo_pages() -> None:
     """demo/demo_page.jpg (the demo reads it) and demo/benchmark_page.jpg (20+ lines)."""
     from mmocr_serve import synth
 
-    for name, page in (("demo_page", synth.demo_page()), ("benchmark_page", synth.benchmark_page())):
+    pages = {"demo_page": synth.demo_page(), "benchmark_page": synth.benchmark_page()}
+    for name, page in pages.items():
         page.save(str(ROOT / "demo" / f"{name}.jpg"))
         print(f"[demo] wrote demo/{name}.jpg: {page.lines} lines, {len(page.words)} words",
               flush=True)
@@ -209,10 +210,10 @@ def parse_args(argv: Optional[List[str]]) -> tuple:
     defaults = TrainSpec()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", choices=sorted(CONFIGS), default=defaults.models)
-    for name in INT_OPTIONS:
-        parser.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(defaults, name))
-    for name in PATH_OPTIONS:
-        parser.add_argument("--" + name.replace("_", "-"), type=Path, default=getattr(defaults, name))
+    for names, kind in ((INT_OPTIONS, int), (PATH_OPTIONS, Path)):
+        for name in names:
+            parser.add_argument("--" + name.replace("_", "-"), type=kind,
+                                default=getattr(defaults, name))
     parser.add_argument("--resume", action="store_true",
                         help="go on from the work dir's latest checkpoints (more iterations)")
     parser.add_argument("--demo-page", action="store_true",
@@ -241,8 +242,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 0
     began = time.monotonic()
     threads = "1" if len(spec.models) > 1 else str(len(os.sched_getaffinity(0)))
-    children = [subprocess.Popen(child_argv(spec, role), env={**os.environ, "OMP_NUM_THREADS": threads})
-                for role in spec.models]
+    env = {**os.environ, "OMP_NUM_THREADS": threads}
+    children = [subprocess.Popen(child_argv(spec, role), env=env) for role in spec.models]
     codes = [child.wait() for child in children]
     if spec.output_dir == TrainSpec().output_dir:
         write_demo_pages()

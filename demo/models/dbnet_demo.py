@@ -1,7 +1,7 @@
 # The demo text detector: MMOCR 0.6.3's DBNet r18 config, slimmed for training on 2 CPU
 # cores (a quarter of the backbone's channels, an eighth of the neck's, 320-pixel crops) on
-# pages that
-# tools/train_demo_models.py renders. Pages are read at their long edge resized to 640.
+# pages that tools/train_demo_models.py renders. Pages are read at their long edge
+# resized to 640.
 import os.path as osp
 
 import mmocr
