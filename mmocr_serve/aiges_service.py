@@ -63,12 +63,16 @@ def error_text(code: int) -> str:
 
 
 def engine_from_wrapper_config(config: Mapping[str, str]):
-    """``[wrapper]`` keys (all strings) -> engine.
+    """``[wrapper]`` keys (all strings) -> engine, with this process's settings applied.
 
     Keys: ``det_config`` + ``det_checkpoint`` and/or ``recog_config`` + ``recog_checkpoint``
-    (both pairs: end-to-end OCR), ``device`` (default ``cpu``), ``max_image_pixels``.
+    (both pairs: end-to-end OCR), ``device`` (default ``cpu``), and any runtime option
+    (``max_image_pixels``, ``cpu_threads``, ``max_forward_batch``, ``cpu_memory``,
+    ``cpu_layout``: ``mmocr_serve.runtime``).
     """
-    from .loading import DET, RECOG, engine_from_models
+    from .engine import engine_from_models
+    from .runtime import RuntimeOptions, apply_process_settings
+    from .tasks import DET, RECOG
 
     models = {}
     for role in (DET, RECOG):
@@ -80,9 +84,10 @@ def engine_from_wrapper_config(config: Mapping[str, str]):
     if not models:
         raise ModelLoadError("[wrapper] needs det_config/det_checkpoint and/or "
                              "recog_config/recog_checkpoint")
-    options = {"max_image_pixels": int(config["max_image_pixels"])} \
-        if config.get("max_image_pixels") else {}
-    return engine_from_models(models, config.get("device") or "cpu", options)
+    device = config.get("device") or "cpu"
+    options = RuntimeOptions.from_mapping(config)
+    apply_process_settings(options, device)
+    return engine_from_models(models, device, options)
 
 
 class AigesService:

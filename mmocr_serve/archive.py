@@ -10,18 +10,19 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Union
+from typing import Dict, List, Optional
 
 from .decode import DEFAULT_MAX_PIXELS
 from .errors import ConversionError, check_choice
-from .loading import (CPU_LAYOUTS, CPU_MEMORY, DET, MANIFEST_NAME, OCR, RECOG, ModelDirManifest,
-                      ModelFiles, build_model, load_config, load_weights, model_task,
-                      read_checkpoint)
+from .loading import (MANIFEST_NAME, ModelDirManifest, ModelFiles, build_model, load_config,
+                      load_weights, model_task, read_checkpoint)
+from .runtime import CPU_LAYOUTS, CPU_MEMORY
+from .tasks import DET, OCR, RECOG
 
 logger = logging.getLogger(__name__)
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-HANDLER_PATH = PACKAGE_DIR.parent / "tools" / "deployment" / "mmocr_handler.py"
+HANDLER_PATH = PACKAGE_DIR.parent / "mmocr_handler.py"
 MODEL_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-.]*$")  # TorchServe's own rule
 DEVICE_TYPES = ("cpu", "gpu")
 
@@ -42,19 +43,15 @@ class ArchiveSpec:
     recog_cfg_options: Dict[str, object] = field(default_factory=dict)
     trust_checkpoint: bool = False
     workers: int = 1
-    # None: 8 for a recognizer (CRNN on a CPU: x1.1 to x2.7 the throughput of 1 from 4
-    # clients up), 1 for a detector or end-to-end archive (DBNet on a CPU: batching no faster)
-    batch_size: Optional[int] = None
+    batch_size: Optional[int] = None  # None: see ``default_batch_size``
     max_batch_delay_ms: int = 20
     response_timeout_s: int = 120
     device_type: Optional[str] = None  # None: GPU workers where a GPU exists
     max_image_pixels: int = DEFAULT_MAX_PIXELS
     cpu_threads: Optional[int] = None  # None: the cores shared evenly by the workers
-    # images (or end-to-end crops) in one forward pass; "auto": DEFAULT_MAX_BATCH on a GPU,
-    # on a CPU the size (up to the batch size) a worker measures cheapest per image
-    max_forward_batch: Union[int, str] = "auto"
-    cpu_memory: str = "reuse"  # see loading.CPU_MEMORY
-    cpu_layout: str = "channels_last"  # see loading.CPU_LAYOUTS
+    max_forward_batch: Optional[int] = None  # None: see RuntimeOptions.forward_batch
+    cpu_memory: str = "reuse"  # see runtime.CPU_MEMORY
+    cpu_layout: str = "channels_last"  # see runtime.CPU_LAYOUTS
 
     @property
     def name(self) -> str:
@@ -129,7 +126,9 @@ def check_spec(spec: ArchiveSpec) -> None:
         raise ConversionError(f"{spec.archive_path} already exists (pass -f/--force to overwrite)")
     if spec.device_type not in (None, *DEVICE_TYPES):
         raise ConversionError(f"device type must be one of {DEVICE_TYPES}, not {spec.device_type!r}")
-    for label, value in (("workers", spec.workers), ("batch size", 1 if spec.batch_size is None else spec.batch_size),
+    for label, value in (("workers", spec.workers),
+                         ("batch size", 1 if spec.batch_size is None else spec.batch_size),
+                         ("max forward batch", spec.max_forward_batch or 1),
                          ("response timeout", spec.response_timeout_s),
                          ("max image pixels", spec.max_image_pixels)):
         if value < 1:
@@ -199,8 +198,8 @@ def stage_model(stage: Path, model: ValidatedModel) -> ModelFiles:
 
 
 def default_batch_size(task: str) -> int:
-    """Measured on a CPU (README "Benchmarks"): batching multiplies a recognizer's
-    throughput but slows a large detector, so only recognizers batch by default."""
+    """On a CPU batching multiplies a recognizer's throughput but gains a large detector
+    nothing (benchmarks/cpu.md), so only recognizers batch by default."""
     return 8 if task == RECOG else 1
 
 
@@ -214,10 +213,11 @@ def write_model_config(path: Path, spec: ArchiveSpec, task: str) -> None:
         "batchSize": default_batch_size(task) if spec.batch_size is None else spec.batch_size,
         "maxBatchDelay": spec.max_batch_delay_ms,
         "responseTimeout": spec.response_timeout_s,
+        # runtime.RuntimeOptions; "auto": its default
         "handler": {"task": task, "max_image_pixels": spec.max_image_pixels,
                     "cpu_threads": spec.cpu_threads or "auto",
-                    "max_forward_batch": spec.max_forward_batch, "cpu_memory": spec.cpu_memory,
-                    "cpu_layout": spec.cpu_layout},
+                    "max_forward_batch": spec.max_forward_batch or "auto",
+                    "cpu_memory": spec.cpu_memory, "cpu_layout": spec.cpu_layout},
     }
     if spec.device_type:
         config["deviceType"] = spec.device_type

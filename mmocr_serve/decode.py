@@ -14,7 +14,7 @@ import base64
 import binascii
 import io
 import warnings
-from typing import Any, Mapping
+from typing import Any, Dict, Mapping, Tuple
 
 import cv2
 import numpy as np
@@ -32,7 +32,8 @@ IMREAD_FLAGS = {
     "grayscale_ignore_orientation": cv2.IMREAD_IGNORE_ORIENTATION | cv2.IMREAD_GRAYSCALE,
 }
 
-JSON_IMAGE_FIELDS = ("data", "image")
+IMAGE_FIELDS = ("body", "data", "image")
+ROUTING_FIELDS = ("model_name",)  # TorchServe's own query parameter on /invocations
 EXPECTED = (
     "expected image bytes (JPEG, PNG, BMP, TIFF or WebP) as the request body, "
     "a multipart file field, or JSON {\"data\": \"<base64>\"}"
@@ -75,7 +76,7 @@ def decode_image(
 def payload_bytes(payload: Any) -> bytes:
     """Find the image bytes in a payload (see the module docstring for the forms)."""
     if isinstance(payload, Mapping):
-        return payload_bytes(_pick_field(payload))
+        return payload_bytes(split_request(payload)[0])
     if isinstance(payload, (bytes, bytearray, memoryview)):
         data = bytes(payload)
     elif isinstance(payload, str):
@@ -92,18 +93,33 @@ def payload_bytes(payload: Any) -> bytes:
     return data
 
 
-def _pick_field(row: Mapping) -> Any:
-    for key in ("body", *JSON_IMAGE_FIELDS):
-        if key in row:
-            return row[key]
-    files = [v for v in row.values() if isinstance(v, (bytes, bytearray))]
-    if files:
-        return files[0]
-    if not row:
-        raise EmptyPayload(f"the request is empty: {EXPECTED}")
-    raise BadRequest(
-        f"no image found in fields {sorted(map(str, row))}: {EXPECTED}"
-    )
+def split_request(row: Any) -> Tuple[Any, Dict[str, Any]]:
+    """The one rule for which field of a request holds the image: ``(image, raw options)``.
+
+    The image is the first of the ``body``, ``data`` and ``image`` fields, or else (a
+    multipart upload under another name) the largest bytes field. A JSON body is split the
+    same way; its other keys, and every other field but TorchServe's routing ones, are
+    options. Anything but a mapping is the image itself.
+
+    Raises:
+        EmptyPayload: no fields at all; BadRequest: fields, but none holds an image.
+    """
+    if not isinstance(row, Mapping):
+        return row, {}
+    key = next((k for k in IMAGE_FIELDS if k in row), None)
+    if key is None:
+        files = [k for k, v in row.items() if isinstance(v, (bytes, bytearray))]
+        key = max(files, key=lambda k: len(row[k]), default=None)
+    if key is None:
+        if not row:
+            raise EmptyPayload(f"the request is empty: {EXPECTED}")
+        raise BadRequest(f"no image found in fields {sorted(map(str, row))}: {EXPECTED}")
+    options = {k: v for k, v in row.items() if k != key and k not in ROUTING_FIELDS}
+    image = row[key]
+    if isinstance(image, Mapping):  # a JSON body
+        image, inner = split_request(image)
+        options.update(inner)
+    return image, options
 
 
 def _b64decode(text: str) -> bytes:

@@ -7,28 +7,47 @@ from __future__ import annotations
 
 import copy
 import logging
+import time
 import warnings
-from typing import Any, List, Optional, Sequence, Union
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
-from .decode import DEFAULT_MAX_PIXELS, decode_image
-from .errors import InferenceError, ServeError, UnprocessableImage
-from .loading import DET, OCR, RECOG
-from .options import NO_OPTIONS, RequestOptions, parse_options, split_request
+from .decode import DEFAULT_MAX_PIXELS, decode_image, split_request
+from .errors import ConversionError, InferenceError, ModelLoadError, ServeError, UnprocessableImage
+from .loading import ModelDirManifest, load_model
+from .options import NO_OPTIONS, RequestOptions, parse_options
+from .runtime import RuntimeOptions
+from .tasks import DET, OCR, RECOG
 from .results import DetectionResult, OCRItem, OCRResult, Recognition, readtext_score
 
 logger = logging.getLogger(__name__)
 
 Result = Union[DetectionResult, Recognition, OCRResult]
 
-DEFAULT_MAX_BATCH = 32  # images (or end-to-end crops) in one forward pass, at most
-
 # Architectures whose test forward cannot take more than one image, with the reason.
 UNBATCHABLE = {
     "DRRG": "its head builds a graph of text components from one image's maps inside the "
             "forward pass (DRRGHead.single_test), so a forward pass holds one image",
 }
+
+
+@dataclass
+class Stats:
+    """What requests cost, by stage, and what the models ran; filled in by the engine
+    (``predict_payloads``) for the front end to report (the handler's metrics)."""
+
+    decode_ms: float = 0.0
+    preprocess_ms: float = 0.0  # the models' test pipelines
+    forward_ms: float = 0.0  # the models' test forward, MMOCR's own decoding included
+    postprocess_ms: float = 0.0  # typed results, filters, end-to-end crops
+    passes: int = 0
+    pass_images: int = 0  # images in all forward passes
+    results: int = 0  # images answered with a result
+    boxes: int = 0  # boxes (or text regions) in those results
+    errors: Dict[str, int] = field(default_factory=dict)  # error kind -> requests
 
 
 def _slice_batch(tree, idx: int):
@@ -80,7 +99,7 @@ class ModelRunner:
     (``image_flag``), so a result equals ``model_inference`` on the same image file.
     """
 
-    def __init__(self, model, max_batch: int = DEFAULT_MAX_BATCH):
+    def __init__(self, model, max_batch: int = 1):
         from mmdet.datasets import replace_ImageToTensor
         from mmdet.datasets.pipelines import Compose
 
@@ -103,8 +122,6 @@ class ModelRunner:
                                                to_float32=self.to_float32)
         self.max_batch = max(1, int(max_batch))
         self.channels_last = False  # see ``use_channels_last``
-        self.lanes = 1  # passes run side by side on a CPU (see ``calibrate``)
-        self._lane_pools: dict = {}
         self.architecture = type(model).__name__
         self.batches = self.architecture not in UNBATCHABLE
         if not self.batches:
@@ -113,15 +130,13 @@ class ModelRunner:
 
     def use_channels_last(self) -> bool:
         """Store a detector's 4-D weights channels-last (NHWC), the layout oneDNN's CPU
-        convolutions run fastest on large feature maps: x1.2 to x1.4 for DBNet r18, x1.1 to
-        x1.2 for PANet, x1.2 for FCENet r50 on 2 cores, results equal within the tolerances
-        of ``compare``. Recognizers, with their small inputs, ran no faster (x0.95 to x1.08).
+        convolutions run fastest on large feature maps (recognizers, with small inputs,
+        gain nothing and stay contiguous).
 
         Returns:
-            Whether the layout changed. It stays contiguous for a recognizer, and (logged)
-            where the model has mmcv's compiled ops, which index their inputs as contiguous
-            NCHW (Mask R-CNN's RoIAlign then found other boxes; deformable convolutions
-            moved scores by 1e-3 and ran no faster), or where a pass in the new layout fails.
+            Whether the layout changed. It stays contiguous (logged) where the model has
+            mmcv's compiled ops, which index their inputs as contiguous NCHW, or where a
+            pass in the new layout fails.
         """
         import torch
 
@@ -184,11 +199,11 @@ class ModelRunner:
         """
         return self.typed(self.predict_raw(image, from_array))
 
-    def predict_batch(self, images: Sequence[np.ndarray],
-                      from_array: bool = False) -> List[Union[Result, ServeError]]:
+    def predict_batch(self, images: Sequence[np.ndarray], from_array: bool = False,
+                      stats: Optional[Stats] = None) -> List[Union[Result, ServeError]]:
         """Typed results for many images, in batched forward passes (see ``forward_batch``)."""
         return [raw if isinstance(raw, ServeError) else self.typed(raw)
-                for raw in self.forward_batch(images, from_array)]
+                for raw in self.forward_batch(images, from_array, stats)]
 
     def typed(self, raw: dict) -> Result:
         return DetectionResult.from_mmocr(raw) if self.task == DET else Recognition.from_mmocr(raw)
@@ -197,15 +212,17 @@ class ModelRunner:
         """The model's own result dict for one image."""
         return _result_or_raise(self.forward_batch([image], from_array)[0])
 
-    def forward_batch(self, images: Sequence[np.ndarray],
-                      from_array: bool = False) -> List[Union[dict, ServeError]]:
+    def forward_batch(self, images: Sequence[np.ndarray], from_array: bool = False,
+                      stats: Optional[Stats] = None) -> List[Union[dict, ServeError]]:
         """The model's own result dict for each image, or the error of that image alone.
 
-        Images whose preprocessed tensors have the same shape run as one forward pass of
-        up to ``max_batch`` images; a model in ``UNBATCHABLE`` runs one image per pass.
+        Images whose preprocessed tensors have the same shape run in forward passes of up
+        to ``max_batch`` images, in order; a model in ``UNBATCHABLE`` runs one per pass.
         """
+        stats = stats if stats is not None else Stats()
         out: List[Any] = [None] * len(images)
         prepared, groups = {}, {}
+        began = time.perf_counter()
         for idx, image in enumerate(images):
             try:
                 prepared[idx] = self._pipeline(image, from_array)
@@ -213,103 +230,13 @@ class ModelRunner:
                 out[idx] = err
                 continue
             groups.setdefault(self._batch_key(prepared[idx], idx), []).append(idx)
-        chunks = [members[start:start + self.max_batch] for members in groups.values()
-                  for start in range(0, len(members), self.max_batch)]
-        self._run_passes(chunks, prepared, out, self.lanes)
+        stats.preprocess_ms += (time.perf_counter() - began) * 1000
+        began = time.perf_counter()
+        for members in groups.values():
+            for start in range(0, len(members), self.max_batch):
+                self._forward_group(members[start:start + self.max_batch], prepared, out, stats)
+        stats.forward_ms += (time.perf_counter() - began) * 1000
         return out
-
-    def _run_passes(self, chunks: List[List[int]], prepared: dict, out: list,
-                    lanes: int) -> None:
-        """One forward pass per chunk: in turn, or ``lanes`` at a time side by side.
-
-        Passes that do not fill a round of ``lanes`` run in fewer lanes with more threads
-        each (one left over runs on all of them): a lone pass on a lane's share of the
-        threads would leave the other lanes' cores idle, and a batch of 3 on 2 lanes would
-        cost more than its 3 images one at a time.
-        """
-        lanes = min(lanes, len(chunks))
-        if lanes <= 1:
-            for chunk in chunks:
-                self._forward_group(chunk, prepared, out)
-            return
-        import torch
-
-        full = len(chunks) - len(chunks) % lanes
-        threads = torch.get_num_threads()  # this thread's count, read before a lane sets one
-        try:
-            list(self._lane_pool(lanes, threads).map(
-                lambda chunk: self._forward_group(chunk, prepared, out), chunks[:full]))
-        finally:
-            torch.set_num_threads(threads)  # a lane's count is also the default of new threads
-        self._run_passes(chunks[full:], prepared, out, len(chunks) - full)
-
-    def _lane_pool(self, lanes: int, threads: int):
-        """Threads for passes side by side, each running torch ops on its share of the
-        ``threads`` (with OpenMP, torch's thread count is per calling thread)."""
-        if lanes not in self._lane_pools:
-            import torch
-            from concurrent.futures import ThreadPoolExecutor
-
-            self._lane_pools[lanes] = ThreadPoolExecutor(
-                lanes, thread_name_prefix="mmocr-serve-lane",
-                initializer=torch.set_num_threads, initargs=(max(1, threads // lanes),))
-        return self._lane_pools[lanes]
-
-    def calibrate(self, largest: int, repeats: int = 2, margin: float = 0.1,
-                  lane_repeats: int = 3, lane_margin: float = -0.05) -> int:
-        """Measure how a batch of up to ``largest`` images runs cheapest per image on this
-        device: passes of how many images, and on a CPU, how many passes side by side.
-
-        Passes over 2, 4, 8 ... images, up to ``largest`` (the most a pass will be given),
-        are timed in turn with passes of the best size so far (interleaved, so a machine
-        that warms up or gets busier favours neither); doubling stops at the first size
-        that is not ``margin`` cheaper per image than the best. On a CPU a small recognizer
-        keeps 8 to 32. Where one image per pass stays best (a large detector already keeps
-        every core busy), 2, 4 ... passes of one image side by side, each with its share of
-        torch's threads, are measured the same way, ``lane_repeats`` times, and kept unless
-        more than ``-lane_margin`` dearer (by default 5%). Lanes cost memory, not latency,
-        since a batch's answers go back together. The margin leans towards lanes because a
-        few timed passes on a shared machine are noisy: workers' calibrations measured
-        DBNet r18's 2 single-thread lanes on 2 cores from 4% dearer to 15% cheaper per
-        image than one pass on both threads, while served, workers with lanes matched or beat
-        batch size 1 (x1.00 to x1.05) in paired runs and workers without them did not.
-
-        Returns:
-            The new ``max_batch``.
-        """
-        import torch
-
-        largest = min(int(largest), self.max_batch)
-        if not self.batches or largest <= 1:
-            return self.max_batch
-        data = self._check_data()
-
-        def per_pass(count: int) -> float:
-            return _timed(self._forward, [data] * count) / count
-
-        def side_by_side(lanes: int) -> float:
-            chunks, out = [[idx] for idx in range(lanes)], [None] * lanes
-            return _timed(self._run_passes, chunks, dict.fromkeys(range(lanes), data), out,
-                          lanes) / lanes
-
-        self.max_batch, costs = _cheapest(per_pass, largest, repeats, margin)
-        found = "ms per image by images per pass: " + _costs_text(costs)
-        if self.max_batch == 1 and self.device.type == "cpu":
-            self.lanes, lane_costs = _cheapest(side_by_side, min(largest, torch.get_num_threads()),
-                                               lane_repeats, lane_margin, warm=True)
-            found += "; by passes side by side: " + _costs_text(lane_costs)
-            for lanes in [n for n in self._lane_pools if n != self.lanes]:
-                self._lane_pools.pop(lanes).shutdown()
-        if self.max_batch > 1:
-            chosen = f"passes of up to {self.max_batch} images"
-        elif self.lanes > 1:
-            chosen = (f"{self.lanes} passes of one image side by side, "
-                      f"{max(1, torch.get_num_threads() // self.lanes)} thread(s) each")
-        else:
-            chosen = "one image per pass (batched passes are no cheaper here)"
-        logger.warning("mmocr-serve: %s on %s, %s: %s", self.architecture, self.device, found,
-                       chosen)
-        return self.max_batch
 
     def _pipeline(self, image: np.ndarray, from_array: bool) -> dict:
         prepare = self._prepare_array if from_array else self._prepare
@@ -331,8 +258,11 @@ class ModelRunner:
             return ("alone", idx)
         return tuple(tuple(img.data.shape) for img in imgs)
 
-    def _forward_group(self, members: List[int], prepared: dict, out: list) -> None:
+    def _forward_group(self, members: List[int], prepared: dict, out: list,
+                       stats: Stats) -> None:
         try:
+            stats.passes += 1
+            stats.pass_images += len(members)
             raws = self._forward([prepared[idx] for idx in members])
             if len(raws) != len(members):
                 raise RuntimeError(f"{self.architecture} gave {len(raws)} results for "
@@ -340,7 +270,7 @@ class ModelRunner:
         except Exception as err:
             if len(members) > 1:  # find the image at fault; the others still get results
                 for idx in members:
-                    self._forward_group([idx], prepared, out)
+                    self._forward_group([idx], prepared, out, stats)
                 return
             logger.exception("inference failed on image %d of a batch", members[0])
             out[members[0]] = InferenceError(f"inference failed: {type(err).__name__}: {err}")
@@ -400,13 +330,13 @@ class OCREngine:
     """
 
     def __init__(self, detector: Optional[ModelRunner] = None,
-                 recognizer: Optional[ModelRunner] = None, options: Optional[dict] = None):
+                 recognizer: Optional[ModelRunner] = None,
+                 max_pixels: int = DEFAULT_MAX_PIXELS):
         if detector is None and recognizer is None:
             raise ValueError("give a detector, a recognizer, or both")
         self.detector, self.recognizer = detector, recognizer
         self.task = OCR if detector and recognizer else (detector or recognizer).task
-        self.options = dict(options or {})
-        self.max_pixels = int(self.options.get("max_image_pixels", DEFAULT_MAX_PIXELS))
+        self.max_pixels = max_pixels
 
     @property
     def accepts_options(self) -> bool:
@@ -432,25 +362,25 @@ class OCREngine:
         """
         return _result_or_raise(self.predict_many([image], [options])[0])
 
-    def predict_many(self, images: Sequence[np.ndarray],
-                     options: Sequence[RequestOptions]) -> List[Union[Result, ServeError]]:
+    def predict_many(self, images: Sequence[np.ndarray], options: Sequence[RequestOptions],
+                     stats: Optional[Stats] = None) -> List[Union[Result, ServeError]]:
         """Decoded images -> one result or error each, the models run in batched passes."""
         if self.task == OCR:
-            return self._read_texts(images, options)
+            return self._read_texts(images, options, stats)
         runner = self.detector or self.recognizer
-        outcomes = runner.predict_batch(images)
+        outcomes = runner.predict_batch(images, stats=stats)
         if self.detector:
             outcomes = [out if isinstance(out, ServeError) else out.select(opt.score_thr, opt.order)
                         for out, opt in zip(outcomes, options)]
         return outcomes
 
-    def _read_texts(self, images: Sequence[np.ndarray],
-                    options: Sequence[RequestOptions]) -> List[Union[OCRResult, ServeError]]:
+    def _read_texts(self, images: Sequence[np.ndarray], options: Sequence[RequestOptions],
+                    stats: Optional[Stats]) -> List[Union[OCRResult, ServeError]]:
         """Detect, crop and recognise as MMOCR 0.6.3's ``readtext`` does, with the crops of
         every image in the batch recognised together."""
         from mmocr.datasets.pipelines.crop import crop_img
 
-        detections = self.detector.predict_batch(images, from_array=True)
+        detections = self.detector.predict_batch(images, from_array=True, stats=stats)
         regions, crops = [], []  # regions[i]: image i's (instance, crop number) list, or its error
         for image, detected, opt in zip(images, detections, options):
             if isinstance(detected, ServeError):
@@ -460,7 +390,7 @@ class OCREngine:
             for inst in detected.select(opt.score_thr, opt.order).instances:
                 regions[-1].append((inst, len(crops)))
                 crops.append(crop_img(image, readtext_crop_box(inst.polygon)))
-        texts = self.recognizer.forward_batch(crops, from_array=True)
+        texts = self.recognizer.forward_batch(crops, from_array=True, stats=stats)
         return [found if isinstance(found, ServeError) else self._ocr_result(found, texts)
                 for found in regions]
 
@@ -475,14 +405,17 @@ class OCREngine:
                                  text=str(raw["text"]), text_score=readtext_score(raw)))
         return OCRResult(items)
 
-    def predict_payloads(self, payloads: Sequence[Any]) -> List[Union[Result, ServeError]]:
+    def predict_payloads(self, payloads: Sequence[Any],
+                         stats: Optional[Stats] = None) -> List[Union[Result, ServeError]]:
         """Decode and predict each request row; a failure fills its own slot only.
 
         Returns:
             One entry per payload, in order: a result, or the ``ServeError`` it raised.
         """
+        stats = stats if stats is not None else Stats()
         out: List[Any] = [None] * len(payloads)
         accepted = []  # (slot, image, options) of the rows that decoded
+        began = time.perf_counter()
         for slot, payload in enumerate(payloads):
             try:
                 image_payload, raw_options = split_request(payload)
@@ -490,73 +423,80 @@ class OCREngine:
                 accepted.append((slot, image, parse_options(raw_options, self.accepts_options)))
             except ServeError as err:
                 out[slot] = err
+        stats.decode_ms += (time.perf_counter() - began) * 1000
         if accepted:
+            began, inside = time.perf_counter(), stats.preprocess_ms + stats.forward_ms
             slots, images, options = zip(*accepted)
-            for slot, outcome in zip(slots, self._predict_isolated(images, options)):
+            for slot, outcome in zip(slots, self._predict_isolated(images, options, stats)):
                 out[slot] = outcome
+            stats.postprocess_ms += ((time.perf_counter() - began) * 1000
+                                     - (stats.preprocess_ms + stats.forward_ms - inside))
+        for outcome in out:
+            if isinstance(outcome, ServeError):
+                stats.errors[outcome.kind] = stats.errors.get(outcome.kind, 0) + 1
+            else:
+                stats.results += 1
+                stats.boxes += (len(outcome.instances) if isinstance(outcome, DetectionResult)
+                                else len(outcome.items) if isinstance(outcome, OCRResult) else 0)
         return out
 
-    def _predict_isolated(self, images, options) -> list:
+    def _predict_isolated(self, images, options, stats: Stats) -> list:
         """``predict_many``; should it fail as a whole, each image is retried on its own."""
         try:
-            return self.predict_many(images, options)
+            return self.predict_many(images, options, stats)
         except Exception as err:
             if len(images) > 1:
-                return [self._predict_isolated([image], [opt])[0]
+                return [self._predict_isolated([image], [opt], stats)[0]
                         for image, opt in zip(images, options)]
             logger.exception("inference failed on a %s image", getattr(images[0], "shape", "?"))
             return [InferenceError(f"inference failed: {type(err).__name__}: {err}")]
+
+
+def load_engine(model_dir: Union[str, Path], device: str = "cpu",
+                options: Optional[RuntimeOptions] = None) -> OCREngine:
+    """Build the inference engine from a model directory (an unpacked .mar).
+
+    Raises:
+        ModelLoadError: the directory, its manifest or a model in it is unusable.
+    """
+    model_dir = Path(model_dir)
+    manifest = ModelDirManifest.read(model_dir)
+    models = {role: (model_dir / files.config, model_dir / files.checkpoint,
+                     {key: str(model_dir / rel) for key, rel in files.files.items()})
+              for role, files in manifest.models.items()}
+    return engine_from_models(models, device, options)
+
+
+def engine_from_models(models: Dict[str, tuple], device: str = "cpu",
+                       options: Optional[RuntimeOptions] = None,
+                       trust: bool = False) -> OCREngine:
+    """Build the engine from ``{"det"|"recog": (config, checkpoint[, cfg_options])}``.
+
+    Raises:
+        ModelLoadError: a model cannot be built or loaded, or is not of its role.
+    """
+    options = options or RuntimeOptions()
+    runners = {}
+    for role, (config, checkpoint, *rest) in models.items():
+        try:
+            model = load_model(config, checkpoint, device=device,
+                               cfg_options=rest[0] if rest else None, trust=trust)
+        except ConversionError as err:
+            raise ModelLoadError(f"cannot load the {role} model: {err.message}") from None
+        crops = role == RECOG and len(models) == 2  # a page's text regions, any number
+        runners[role] = ModelRunner(model, max_batch=options.forward_batch(device, crops))
+        if runners[role].task != role:
+            raise ModelLoadError(f"{config} is a {runners[role].task} model, given as {role}")
+        if device == "cpu" and options.cpu_layout == "channels_last":
+            runners[role].use_channels_last()
+    return OCREngine(detector=runners.get(DET), recognizer=runners.get(RECOG),
+                     max_pixels=options.max_image_pixels)
 
 
 def _result_or_raise(outcome):
     if isinstance(outcome, ServeError):
         raise outcome
     return outcome
-
-
-def _cheapest(cost, largest: int, repeats: int, margin: float, warm: bool = False):
-    """Doubling search for the setting (1, 2, 4 ... up to ``largest``) with the least
-    ``cost(setting)`` per image. Each candidate is timed ``repeats`` times interleaved with
-    the best so far, after one untimed run, and must be ``margin`` cheaper than every
-    setting timed before it to replace the best. A negative margin prefers the larger
-    setting unless it is that much dearer; comparing with the cheapest seen, not with the
-    last pick, keeps such a preference from compounding as the setting doubles.
-    ``warm``: setting 1 has run already, so its untimed run is skipped.
-
-    Returns:
-        ``(best setting, {setting: least cost seen})``.
-    """
-    costs: dict = {}
-    warmed = {1} if warm else set()
-
-    def measure(setting: int) -> None:
-        if setting not in warmed:
-            cost(setting)  # warm-up: first runs of a new shape or thread set up caches
-            warmed.add(setting)
-        seconds = cost(setting)
-        costs[setting] = min(seconds, costs.get(setting, seconds))
-
-    best, count = 1, 2
-    while count <= largest:
-        for _ in range(repeats):
-            measure(best)
-            measure(count)
-        if costs[count] >= min(c for s, c in costs.items() if s != count) * (1 - margin):
-            break
-        best, count = count, (min(count * 2, largest) if count < largest else count + 1)
-    return best, costs
-
-
-def _costs_text(costs: dict) -> str:
-    return ", ".join(f"{n}: {costs[n] * 1000:.0f}" for n in sorted(costs))
-
-
-def _timed(fn, *args) -> float:
-    import time
-
-    began = time.perf_counter()
-    fn(*args)
-    return time.perf_counter() - began
 
 
 def _only_view(value):

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
-from .errors import ConversionError, ModelLoadError, UntrustedCheckpoint, check_choice
+from .errors import ConversionError, ModelLoadError, UntrustedCheckpoint
+from .tasks import DET, RECOG
 
-DET, RECOG, OCR = "det", "recog", "ocr"  # OCR: a detector and a recognizer
 MANIFEST_NAME = "mmocr-serve.json"
 MANIFEST_FORMAT = 1
 
@@ -34,7 +34,6 @@ class ModelDirManifest:
 
     task: str
     models: Dict[str, ModelFiles]
-    options: Dict[str, object] = field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(
@@ -42,7 +41,6 @@ class ModelDirManifest:
                 "format": MANIFEST_FORMAT,
                 "task": self.task,
                 "models": {k: vars(v) for k, v in self.models.items()},
-                "options": self.options,
             },
             indent=2,
             sort_keys=True,
@@ -54,7 +52,7 @@ class ModelDirManifest:
         try:
             raw = json.loads(path.read_text())
             models = {k: ModelFiles(**v) for k, v in raw["models"].items()}
-            return cls(task=raw["task"], models=models, options=raw.get("options", {}))
+            return cls(task=raw["task"], models=models)
         except (OSError, ValueError, KeyError, TypeError) as err:
             raise ModelLoadError(f"cannot read {path}: {err}") from None
 
@@ -235,121 +233,6 @@ def load_model(config, checkpoint: str | os.PathLike, device: str = "cpu",
     state, _ = read_checkpoint(checkpoint, trust=trust)
     load_weights(model, state)
     return model.to(device)
-
-
-def load_engine(model_dir: str | os.PathLike, device: str = "cpu",
-                options: Optional[dict] = None):
-    """Build the inference engine from a model directory (an unpacked .mar).
-
-    ``options`` (from the archive's model-config.yaml ``handler`` section) override the
-    options recorded at conversion.
-
-    Raises:
-        ModelLoadError: the directory, its manifest or a model in it is unusable.
-    """
-    model_dir = Path(model_dir)
-    manifest = ModelDirManifest.read(model_dir)
-    models = {role: (model_dir / files.config, model_dir / files.checkpoint,
-                     {key: str(model_dir / rel) for key, rel in files.files.items()})
-              for role, files in manifest.models.items()}
-    return engine_from_models(models, device, {**manifest.options, **(options or {})})
-
-
-def engine_from_models(models: Dict[str, tuple], device: str = "cpu",
-                       options: Optional[dict] = None, trust: bool = False):
-    """Build the engine from ``{"det"|"recog": (config, checkpoint[, cfg_options])}``.
-
-    Raises:
-        ModelLoadError: a model cannot be built or loaded, or is not of its role.
-    """
-    from .engine import DEFAULT_MAX_BATCH, ModelRunner, OCREngine
-
-    options = dict(options or {})
-    if device == "cpu":
-        set_cpu_threads(options.get("cpu_threads"), int(options.get("workers", 1)))
-        set_cpu_memory(str(options.get("cpu_memory", "reuse")))
-    layout = str(options.get("cpu_layout", "channels_last"))
-    check_choice("cpu_layout", layout, CPU_LAYOUTS, ModelLoadError)
-    # "auto": batched passes, up to the size measured cheapest per image on a CPU
-    requested = options.get("max_forward_batch", "auto")
-    auto = str(requested) == "auto"
-    max_batch = DEFAULT_MAX_BATCH if auto else int(requested)
-    # The most images a pass can get: the requests of one batch, or for the recognizer of
-    # an end-to-end model, the text regions of them (any number)
-    largest = {role: int(options.get("batch_size", 1)) for role in models}
-    if len(models) == 2:
-        largest[RECOG] = max_batch
-    runners = {}
-    for role, (config, checkpoint, *rest) in models.items():
-        try:
-            model = load_model(config, checkpoint, device=device,
-                               cfg_options=rest[0] if rest else None, trust=trust)
-        except ConversionError as err:
-            raise ModelLoadError(f"cannot load the {role} model: {err.message}") from None
-        runners[role] = ModelRunner(model, max_batch=max_batch)
-        if runners[role].task != role:
-            raise ModelLoadError(f"{config} is a {runners[role].task} model, given as {role}")
-        if device == "cpu" and layout == "channels_last":
-            runners[role].use_channels_last()
-        if auto and device == "cpu":
-            runners[role].calibrate(largest[role])
-    return OCREngine(detector=runners.get(DET), recognizer=runners.get(RECOG), options=options)
-
-
-def cpu_threads(requested: Optional[object], workers: int) -> int:
-    """Threads for one CPU worker: ``requested`` (or the ``MMOCR_SERVE_CPU_THREADS``
-    variable) when given, else the cores shared evenly, so workers x threads <= cores."""
-    value = os.environ.get("MMOCR_SERVE_CPU_THREADS") or requested
-    if value not in (None, "", 0, "0", "auto"):
-        return max(1, int(value))
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(1, (cores or 1) // max(1, workers))
-
-
-def set_cpu_threads(requested: Optional[object], workers: int) -> int:
-    import torch
-
-    threads = cpu_threads(requested, workers)
-    torch.set_num_threads(threads)
-    return threads
-
-
-# How a CPU worker stores the model's convolution weights (and so its activations).
-CPU_LAYOUTS = {
-    "channels_last": "NHWC, where oneDNN's convolutions run fastest (DBNet r18 x1.2 to x1.4 "
-                     "on 2 cores); models with mmcv's compiled ops stay contiguous",
-    "contiguous": "NCHW, PyTorch's default",
-}
-
-# What a CPU worker does with the memory a forward pass frees.
-CPU_MEMORY = {
-    "reuse": "keep it for the next pass (glibc's malloc stops mapping large blocks afresh): "
-             "DBNet r18 ran 1.6x as fast on 2 cores, and a worker's memory stays at its peak",
-    "release": "give it back to the system at once (glibc's default): every pass maps and "
-               "zero-fills its large tensors again, half of DBNet's CPU time",
-}
-_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4  # mallopt parameters, from glibc's malloc.h
-
-
-def set_cpu_memory(mode: str) -> bool:
-    """Apply a ``CPU_MEMORY`` mode to this process; returns whether it took effect.
-
-    glibc's malloc serves blocks above 128 KB-32 MB with fresh ``mmap`` calls and unmaps
-    them when freed, so each pass over a large image page-faults and zero-fills its
-    activations again (DBNet r18 at 1248x736: 0.95 s of kernel time in a 1.7 s pass).
-    "reuse" turns that off. Other C libraries (musl, macOS) are left as they are.
-    """
-    check_choice("cpu_memory", mode, CPU_MEMORY, ModelLoadError)
-    if mode == "release":
-        return False
-    import ctypes
-
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        return bool(libc.mallopt(_M_MMAP_MAX, 0) and libc.mallopt(_M_TRIM_THRESHOLD, 2**30))
-    except (OSError, AttributeError):
-        logging.getLogger(__name__).warning("mmocr-serve: not glibc; cpu_memory=reuse ignored")
-        return False
 
 
 def save_random_checkpoint(config, path: str | os.PathLike, seed: int = 0,

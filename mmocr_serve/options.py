@@ -16,12 +16,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Dict, Mapping, Tuple
+from typing import Any, Mapping
 
 from .errors import InvalidOption, check_choice
 
-IMAGE_FIELDS = ("body", "data", "image")
-ROUTING_FIELDS = ("model_name",)  # TorchServe's own query parameter on /invocations
 ORDERS = ("detector", "reading")
 
 
@@ -33,29 +31,6 @@ class RequestOptions:
 
 NO_OPTIONS = RequestOptions()
 KNOWN = ("score_thr", "order")
-
-
-def split_request(row: Any) -> Tuple[Any, Dict[str, Any]]:
-    """Separate a request row into its image payload and its raw options.
-
-    The image is the ``body``, ``data`` or ``image`` field, or else (a multipart upload
-    with another field name) the largest bytes field; every other field is an option.
-
-    """
-    if not isinstance(row, Mapping):
-        return row, {}
-    image_keys = [k for k in IMAGE_FIELDS if k in row][:1]
-    if not image_keys:
-        files = [k for k, v in row.items() if isinstance(v, (bytes, bytearray))]
-        image_keys = sorted(files, key=lambda k: len(row[k]), reverse=True)[:1]
-    payload = {k: row[k] for k in image_keys}
-    raw = {k: v for k, v in row.items() if k not in image_keys and k not in ROUTING_FIELDS}
-    body = payload.get("body")
-    if isinstance(body, Mapping) and any(k in body for k in IMAGE_FIELDS):
-        # a JSON body: its non-image keys are options too
-        payload["body"] = {k: v for k, v in body.items() if k in IMAGE_FIELDS}
-        raw.update({k: v for k, v in body.items() if k not in IMAGE_FIELDS})
-    return payload, raw
 
 
 def parse_options(raw: Mapping[str, Any], accepts_options: bool) -> RequestOptions:

@@ -125,6 +125,10 @@ class TorchServeProcess:
         except (OSError, ValueError, KeyError, urllib.error.URLError):
             return False
 
+    def metrics(self, prefix: str = "mmocr_") -> Dict[tuple, float]:
+        """The metrics port's Prometheus samples named ``prefix*`` (see ``read_metrics``)."""
+        return read_metrics(self.metrics_url, prefix)
+
     def worker_pids(self, model: str) -> List[int]:
         import json
 
@@ -162,3 +166,25 @@ class TorchServeProcess:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def read_metrics(metrics_url: str, prefix: str = "mmocr_") -> Dict[tuple, float]:
+    """``GET /metrics`` -> ``{(name, ((label, value), ...)): sample}`` for names starting
+    with ``prefix``, labels sorted (Prometheus text format)."""
+    import re
+
+    with urllib.request.urlopen(metrics_url + "/metrics", timeout=10) as resp:
+        text = resp.read().decode()
+    samples = {}
+    for line in text.splitlines():
+        found = re.match(r"^([A-Za-z_:][\w:]*)(?:\{(.*?),?\})? (\S+)$", line)
+        if found and found.group(1).startswith(prefix):
+            labels = tuple(sorted(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', found.group(2) or "")))
+            samples[(found.group(1), labels)] = float(found.group(3))
+    return samples
+
+
+def metric_sum(samples: Dict[tuple, float], name: str, **labels: str) -> float:
+    """The sum of ``name``'s samples whose labels include ``labels``."""
+    return sum(value for (sample, have), value in samples.items()
+               if sample == name and set(labels.items()) <= set(have))

@@ -13,12 +13,15 @@ CACHE="${MMOCR_SERVE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/mmocr-serve}"
 CONSTRAINTS="$ROOT/requirements/constraints.txt"
 PY="${PYTHON:-python3.11}"
 STAMP="$VENV/.mmocr-serve-installed"
+# Which requirement lists to install: the serving image takes only "runtime".
+read -r -a PACKAGES <<<"${MMOCR_SERVE_PACKAGES:-runtime aiges test}"
 
 step() { printf '\n[install %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
 pin() { sed -n "s/^$1==//p" "$CONSTRAINTS"; }
 
 inputs_digest() {
-    cat "$CONSTRAINTS" "$ROOT"/requirements/*.txt "$ROOT/scripts/install.sh" | sha256sum | cut -d' ' -f1
+    { cat "$CONSTRAINTS" "$ROOT"/requirements/*.txt "$ROOT/scripts/install.sh"
+      echo "${PACKAGES[*]}"; } | sha256sum | cut -d' ' -f1
 }
 
 ensure_java() {
@@ -78,10 +81,11 @@ build_mmcv() {
 }
 
 install_stack() {
-    step "MMOCR stack, TorchServe, the AIGES SDK and test tools"
+    step "MMOCR stack and TorchServe (requirements: ${PACKAGES[*]})"
+    local lists=()
+    for name in "${PACKAGES[@]}"; do lists+=(-r "$ROOT/requirements/$name.txt"); done
     "${PIP[@]}" install --progress-bar off -c "$CONSTRAINTS" --find-links "$(mmcv_wheel_dir)" \
-        -r "$ROOT/requirements/runtime.txt" -r "$ROOT/requirements/aiges.txt" \
-        -r "$ROOT/requirements/test.txt"
+        "${lists[@]}"
 }
 
 check_stack() {

@@ -12,7 +12,8 @@ from answers import assert_reads, assert_same
 from conftest import DET_CONFIG, RECOG_CONFIG
 from fake_context import FakeContext
 from mmocr_serve.errors import InvalidOption
-from mmocr_serve.options import RequestOptions, parse_options, split_request
+from mmocr_serve.decode import split_request
+from mmocr_serve.options import RequestOptions, parse_options
 from mmocr_serve.results import DetectionResult, TextInstance, reading_order
 
 CLI = Path(__file__).resolve().parents[1] / "tools" / "deployment" / "mmocr2torchserve.py"
@@ -61,12 +62,15 @@ def test_recognizer_takes_no_options():
 
 def test_split_request_finds_options_in_json_and_query():
     payload, raw = split_request({"body": {"data": "abc", "order": "reading"}})
-    assert payload == {"body": {"data": "abc"}} and raw == {"order": "reading"}
+    assert payload == "abc" and raw == {"order": "reading"}
     payload, raw = split_request({"body": b"img", "score_thr": bytearray(b"0.2")})
-    assert payload == {"body": b"img"} and parse_options(raw, True).score_thr == 0.2
+    assert payload == b"img" and parse_options(raw, True).score_thr == 0.2
     payload, raw = split_request({"upload": b"image bytes", "order": b"reading",
                                   "model_name": b"ocr"})
-    assert payload == {"upload": b"image bytes"} and parse_options(raw, True).order == "reading"
+    assert payload == b"image bytes" and parse_options(raw, True).order == "reading"
+    # a multipart upload under other names: the largest bytes field is the image
+    payload, raw = split_request({"note": b"x", "upload": b"image bytes"})
+    assert payload == b"image bytes" and raw == {"note": b"x"}
     with pytest.raises(InvalidOption, match="foo"):
         parse_options(split_request({"upload": b"image bytes", "foo": b"1"})[1], True)
 

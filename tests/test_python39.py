@@ -9,7 +9,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNTIME = sorted((ROOT / "mmocr_serve").glob("*.py")) + [
-    ROOT / "tools" / "deployment" / "mmocr_handler.py", ROOT / "wrapper.py",
+    ROOT / "mmocr_handler.py", ROOT / "wrapper.py",
     ROOT / "docker" / "serve" / "entrypoint.py"]
 
 

@@ -91,11 +91,11 @@ def train(spec: TrainSpec, role: str) -> Path:
     from mmocr.models import build_detector
     from mmocr.utils import get_root_logger
 
-    from mmocr_serve.loading import set_cpu_memory
+    from mmocr_serve.runtime import set_cpu_memory
 
     # one thread each when both models train side by side, else every core
     torch.set_num_threads(1 if len(spec.models) > 1 else len(os.sched_getaffinity(0)))
-    set_cpu_memory("reuse")  # as the workers do: see loading.CPU_MEMORY
+    set_cpu_memory("reuse")  # as the workers do: see runtime.CPU_MEMORY
     annotations = render_training_data(spec, role)
     config = CONFIGS[role]
     cfg = mmcv.Config.fromfile(str(ROOT / config))

@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository r
 from mmocr_serve.archive import DEVICE_TYPES, ArchiveSpec, build_archive  # noqa: E402
 from mmocr_serve.decode import DEFAULT_MAX_PIXELS  # noqa: E402
 from mmocr_serve.errors import ServeError  # noqa: E402
-from mmocr_serve.loading import CPU_LAYOUTS, CPU_MEMORY  # noqa: E402
+from mmocr_serve.runtime import CPU_LAYOUTS, CPU_MEMORY  # noqa: E402
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -57,10 +57,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     group.add_argument("--cpu-threads", type=int, default=None,
                        help="torch threads per CPU worker (default: cores // workers; "
                        "the MMOCR_SERVE_CPU_THREADS variable overrides at start)")
-    group.add_argument("--max-forward-batch", type=forward_batch, default=defaults.max_forward_batch,
-                       help="most images (or end-to-end crops) in one forward pass; auto: 32 "
-                       "on a GPU, on a CPU the size (up to the batch size) the worker measures "
-                       "cheapest per image")
+    group.add_argument("--max-forward-batch", type=positive, default=defaults.max_forward_batch,
+                       help="most images (or end-to-end crops) in one forward pass (default: "
+                       "32 on a GPU and for end-to-end crops, else the batch size)")
     group.add_argument("--cpu-memory", choices=sorted(CPU_MEMORY), default=defaults.cpu_memory,
                        help="reuse: a CPU worker keeps freed memory for its next requests "
                        "(faster; its memory stays at its peak); release: give it back at once")
@@ -70,11 +69,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def forward_batch(value: str):
-    if value == "auto":
-        return value
+def positive(value: str) -> int:
     if not value.isdigit() or int(value) < 1:
-        raise argparse.ArgumentTypeError(f"a positive integer or auto, not {value!r}")
+        raise argparse.ArgumentTypeError(f"a positive integer, not {value!r}")
     return int(value)
 
 

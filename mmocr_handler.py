@@ -1,0 +1,90 @@
+"""TorchServe handler for MMOCR 0.x text detectors and recognizers: a thin adapter.
+
+Request rows become images through the project's one decoder, the engine runs them, and
+each result or error is encoded as JSON for its own request (wire format:
+``mmocr_serve.results``). The engine and its modules travel inside the .mar archive.
+
+Metrics, through TorchServe's metrics API (on the metrics port, in Prometheus format, with
+the shipped config.properties), each with the dimensions ModelName and Level:
+
+- ``mmocr_requests_total``; ``mmocr_errors_total`` by ``ErrorType`` (the error body's type)
+- ``mmocr_stage_milliseconds_total`` by ``Stage``: decode, preprocess, forward,
+  postprocess, and handler (the rest of this handler's time: request and answer handling)
+- ``mmocr_forward_passes_total`` and ``mmocr_forward_images_total`` (images per pass)
+- ``mmocr_results_total`` and ``mmocr_boxes_total`` (boxes or text regions per result)
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from ts.metrics.dimension import Dimension
+from ts.metrics.metric_type_enum import MetricTypes
+from ts.torch_handler.base_handler import BaseHandler
+
+from mmocr_serve.engine import Stats, load_engine
+from mmocr_serve.errors import ServeError
+from mmocr_serve.runtime import RuntimeOptions, apply_process_settings
+
+logger = logging.getLogger(__name__)
+
+
+class MMOCRHandler(BaseHandler):
+    """Serves one archive built by ``tools/deployment/mmocr2torchserve.py``."""
+
+    def initialize(self, context):
+        """Load the model once per worker, on the device TorchServe gave the worker."""
+        import torch
+
+        props = context.system_properties
+        gpu_id = props.get("gpu_id")
+        self.device = "cpu" if gpu_id is None else f"cuda:{gpu_id}"
+        model_yaml = getattr(context, "model_yaml_config", None) or {}
+        options = RuntimeOptions.from_mapping({"workers": model_yaml.get("minWorkers", 1),
+                                               "batch_size": props.get("batch_size", 1),
+                                               **model_yaml.get("handler", {})})
+        apply_process_settings(options, self.device)
+        self.engine = load_engine(props["model_dir"], self.device, options)
+        self.context = context
+        self.initialized = True
+        logger.info("mmocr-serve: %s model ready on %s (%d torch threads)", self.engine.task,
+                    self.device, torch.get_num_threads())
+
+    def handle(self, data, context):
+        """One JSON object per request, in order; a bad request fails only its own slot."""
+        began = time.perf_counter()
+        stats = Stats()
+        outcomes = self.engine.predict_payloads(data, stats)
+        answers = [encode_outcome(context, idx, outcome) for idx, outcome in enumerate(outcomes)]
+        report(context.metrics, stats, len(data), (time.perf_counter() - began) * 1000)
+        return answers
+
+
+def encode_outcome(context, idx: int, outcome) -> dict:
+    """A result's dict, or an error's dict with its HTTP status set on request ``idx``."""
+    context.set_response_content_type(idx, "application/json")
+    if isinstance(outcome, ServeError):
+        context.set_response_status(outcome.status, outcome.kind, idx)
+    return outcome.to_dict()
+
+
+def report(metrics, stats: Stats, requests: int, total_ms: float) -> None:
+    """One batch's figures as counters (Prometheus: rates and ratios of sums)."""
+    def count(name: str, value: float, unit: str = "count", **dimensions) -> None:
+        dims = [Dimension(key, value) for key, value in dimensions.items()]  # a fresh list:
+        metrics.add_metric(name, value, unit, dimensions=dims,  # TorchServe appends to it
+                           metric_type=MetricTypes.COUNTER)
+
+    stages = {"decode": stats.decode_ms, "preprocess": stats.preprocess_ms,
+              "forward": stats.forward_ms, "postprocess": stats.postprocess_ms}
+    stages["handler"] = max(0.0, total_ms - sum(stages.values()))
+    count("mmocr_requests_total", requests)
+    for kind, errors in stats.errors.items():
+        count("mmocr_errors_total", errors, ErrorType=kind)
+    for stage, ms in stages.items():
+        count("mmocr_stage_milliseconds_total", max(0.0, ms), "ms", Stage=stage)
+    count("mmocr_forward_passes_total", stats.passes)
+    count("mmocr_forward_images_total", stats.pass_images)
+    count("mmocr_results_total", stats.results)
+    count("mmocr_boxes_total", stats.boxes)

@@ -1,0 +1,120 @@
+"""Runtime options: how a worker runs its models, read from the archive's model-config.yaml
+(its ``handler`` section, written by the converter) or from AIGES's ``[wrapper]`` keys.
+
+``RuntimeOptions`` is the one typed form; a bad value is a ``ModelLoadError`` naming it.
+``apply_process_settings`` sets what belongs to the whole process (torch threads, malloc);
+only the front end that owns the process calls it (the handler's ``initialize``,
+``wrapperInit``), never the code that loads a model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from dataclasses import dataclass
+from typing import Any, Mapping, Optional
+
+from .decode import DEFAULT_MAX_PIXELS
+from .errors import ModelLoadError, check_choice
+
+logger = logging.getLogger(__name__)
+
+GPU_MAX_FORWARD_BATCH = 32
+# What a CPU worker does with the memory a forward pass frees.
+CPU_MEMORY = {
+    "reuse": "keep it for the next pass (glibc's malloc stops mapping large blocks afresh); "
+             "a worker's memory stays at its peak",
+    "release": "give it back to the system at once (glibc's default)",
+}
+# How a CPU worker stores a detector's convolution weights (and so its activations).
+CPU_LAYOUTS = {
+    "channels_last": "NHWC, where oneDNN's CPU convolutions run fastest; models with mmcv's "
+                     "compiled ops stay contiguous",
+    "contiguous": "NCHW, PyTorch's default",
+}
+_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4  # mallopt parameters, from glibc's malloc.h
+
+
+@dataclass(frozen=True)
+class RuntimeOptions:
+    batch_size: int = 1  # requests TorchServe gathers into one handler call
+    workers: int = 1
+    cpu_threads: Optional[int] = None  # None: the cores shared evenly by the workers
+    # images (or end-to-end crops) in one forward pass; None: see ``forward_batch``
+    max_forward_batch: Optional[int] = None
+    max_image_pixels: int = DEFAULT_MAX_PIXELS
+    cpu_memory: str = "reuse"
+    cpu_layout: str = "channels_last"
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> "RuntimeOptions":
+        """Typed options from strings, numbers or ``"auto"`` (= the default); keys that
+        are not options (``task``) are ignored.
+
+        Raises:
+            ModelLoadError: a value of the wrong type or out of range, naming it.
+        """
+        fields = {f.name for f in dataclasses.fields(cls)}
+        given = {k: v for k, v in values.items() if k in fields and v not in (None, "", "auto")}
+        typed = {}
+        for name, value in given.items():
+            if name in ("cpu_memory", "cpu_layout"):
+                typed[name] = str(value)
+                continue
+            try:
+                typed[name] = int(value)
+            except (TypeError, ValueError):
+                typed[name] = 0
+            if typed[name] < 1 or isinstance(value, bool):
+                raise ModelLoadError(f"{name} must be a positive integer, not {value!r}")
+        options = cls(**typed)
+        check_choice("cpu_memory", options.cpu_memory, CPU_MEMORY, ModelLoadError)
+        check_choice("cpu_layout", options.cpu_layout, CPU_LAYOUTS, ModelLoadError)
+        return options
+
+    def forward_batch(self, device: str, crops: bool = False) -> int:
+        """Most images in one forward pass: as given, else 32 on a GPU and on a CPU the
+        batch size, so a batch runs as one pass; end-to-end crops (any number per page)
+        run 32 at a time, as on a GPU (benchmarks/cpu-ocr.md)."""
+        if self.max_forward_batch is not None:
+            return self.max_forward_batch
+        return GPU_MAX_FORWARD_BATCH if device != "cpu" or crops else self.batch_size
+
+    def threads(self) -> int:
+        """Torch threads for one CPU worker: ``cpu_threads`` (or the
+        ``MMOCR_SERVE_CPU_THREADS`` variable), else the cores shared evenly by the workers."""
+        value = os.environ.get("MMOCR_SERVE_CPU_THREADS") or self.cpu_threads
+        if value not in (None, "", "0", "auto"):
+            return max(1, int(value))
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        return max(1, (cores or 1) // max(1, self.workers))
+
+
+def apply_process_settings(options: RuntimeOptions, device: str) -> None:
+    """Torch's thread count and, on a CPU, the malloc mode, for this whole process."""
+    import torch
+
+    if device == "cpu":
+        torch.set_num_threads(options.threads())
+        set_cpu_memory(options.cpu_memory)
+
+
+def set_cpu_memory(mode: str) -> bool:
+    """Apply a ``CPU_MEMORY`` mode to this process; returns whether it took effect.
+
+    glibc serves large blocks with fresh ``mmap`` calls and unmaps them when freed, so
+    each pass over a large image page-faults and zero-fills its activations again;
+    "reuse" turns that off. Other C libraries (musl, macOS) are left as they are.
+    """
+    check_choice("cpu_memory", mode, CPU_MEMORY, ModelLoadError)
+    if mode == "release":
+        return False
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        return bool(libc.mallopt(_M_MMAP_MAX, 0) and libc.mallopt(_M_TRIM_THRESHOLD, 2**30))
+    except (OSError, AttributeError):
+        logger.warning("mmocr-serve: not glibc; cpu_memory=reuse ignored")
+        return False
