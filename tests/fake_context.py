@@ -1,6 +1,12 @@
-"""A small stand-in for TorchServe's Context: what the handler reads and sets."""
+"""A small stand-in for TorchServe's Context: what the handler reads and sets, with
+TorchServe's own metrics cache (whose metrics a TorchServe worker logs for the frontend)."""
 
 from __future__ import annotations
+
+from pathlib import Path
+
+import ts
+from ts.metrics.metric_cache_yaml_impl import MetricsCacheYamlImpl
 
 
 class FakeContext:
@@ -11,6 +17,9 @@ class FakeContext:
         self.manifest = {}
         self.statuses = {}
         self.headers = {}
+        self.metrics = MetricsCacheYamlImpl(str(Path(ts.__file__).parent / "configs" / "metrics.yaml"))
+        self.metrics.initialize_cache()
+        self.metrics.model_name = Path(model_dir).name
 
     def set_response_status(self, code=200, phrase="", idx=0):
         self.statuses[idx] = (code, phrase)

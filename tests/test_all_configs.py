@@ -17,8 +17,9 @@ from answers import assert_same, has_content
 from images import encode, text_image
 from mmocr_serve.archive import ArchiveSpec, archive_summary, build_archive
 from mmocr_serve.compare import compare
-from mmocr_serve.engine import UNBATCHABLE, _only_view
-from mmocr_serve.loading import load_engine, save_random_checkpoint, shipped_configs_dir
+from mmocr_serve.engine import UNBATCHABLE, _only_view, load_engine
+from mmocr_serve.loading import save_random_checkpoint, shipped_configs_dir
+from mmocr_serve.runtime import RuntimeOptions
 from test_batching import forward_passes
 
 pytestmark = pytest.mark.slow
@@ -59,7 +60,7 @@ def test_config_converts_and_loads(config, tmp_path):
     assert task == ("det" if config.startswith("textdet") else "recog")
     with zipfile.ZipFile(path) as zf:
         zf.extractall(tmp_path / "unpacked")
-    engine = load_engine(tmp_path / "unpacked", options={"max_forward_batch": 32})
+    engine = load_engine(tmp_path / "unpacked", options=RuntimeOptions(max_forward_batch=32))
     assert engine.task == task
     check_batching(engine)
     check_layout(engine)

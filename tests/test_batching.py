@@ -4,8 +4,7 @@ result equals single-image inference of that image (engine, handler, real TorchS
 from __future__ import annotations
 
 import contextlib
-import logging
-import re
+import dataclasses
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -15,8 +14,9 @@ from answers import assert_detects, assert_same
 from conftest import DET_CONFIG
 from fake_context import FakeContext
 from images import encode, rendered_page, rendered_word, text_image
-from mmocr_serve.engine import ModelRunner, _cheapest
-from mmocr_serve.loading import load_engine
+from mmocr_serve.engine import ModelRunner, load_engine
+from mmocr_serve.errors import ModelLoadError
+from mmocr_serve.runtime import RuntimeOptions
 from mmocr_serve.results import DetectionResult
 from test_handler import load_handler_class
 
@@ -52,7 +52,7 @@ def forward_passes(model):
         handle.remove()
 
 
-BATCHED = {"max_forward_batch": 32}  # not "auto": a CPU may measure batching as slower
+BATCHED = RuntimeOptions(max_forward_batch=32)
 
 
 @pytest.fixture(scope="module")
@@ -90,85 +90,40 @@ def test_max_batch_splits_a_large_batch(recog_engine):
     assert [r.text for r in results] == [runner.predict(i).text for i in images]
 
 
-def test_calibration_keeps_the_pass_size_it_measured_cheapest(recog_model_dir, caplog):
-    engine = load_engine(recog_model_dir, options=BATCHED)
-    runner = engine.recognizer
-    with caplog.at_level(logging.WARNING, logger="mmocr_serve.engine"):
-        chosen = runner.calibrate(largest=6)
-    assert runner.max_batch == chosen and chosen in (1, 2, 4, 6)
-    measured = re.search(r"ms per image by images per pass: ([\d:, ]+)[:;]", caplog.text).group(1)
-    sizes = [int(pair.split(":")[0]) for pair in measured.split(", ")]
-    assert sizes[:2] == [1, 2] and chosen in sizes and set(sizes) <= {1, 2, 4, 6}
-    images = decoded_images(engine, 5, seed=300)
+@pytest.mark.parametrize("options,device,crops,expected", [
+    (RuntimeOptions(batch_size=4), "cpu", False, 4),  # a batch runs as one pass
+    (RuntimeOptions(batch_size=4), "cuda:0", False, 32),
+    (RuntimeOptions(batch_size=1), "cpu", True, 32),  # an end-to-end page's crops
+    (RuntimeOptions(batch_size=4, max_forward_batch=2), "cpu", False, 2),
+    (RuntimeOptions(batch_size=4, max_forward_batch=2), "cpu", True, 2),
+])
+def test_forward_batch_defaults(options, device, crops, expected):
+    assert options.forward_batch(device, crops) == expected
+
+
+def test_a_workers_batch_runs_in_one_pass_with_the_same_answers_every_time(det_model_dir):
+    engine = load_engine(det_model_dir, options=RuntimeOptions(batch_size=3))
+    runner = engine.detector
+    assert runner.max_batch == 3
+    images = decoded_images(engine, 4, seed=300)  # three 640x360 pages, one 640x480
     with forward_passes(runner.model) as seen:
-        runner.predict_batch(images)
-    assert max(seen) == min(chosen, 5) and sum(seen) == 5
+        first = runner.predict_batch(images)
+        again = runner.predict_batch(images)
+    assert seen == [3, 1, 3, 1]
+    assert all(r.instances for r in first)
+    assert [r.to_dict() for r in first] == [r.to_dict() for r in again]  # exactly
 
 
-def run_in_two_lanes(det_model_dir, count: int, seed: int) -> list:
-    """Run ``count`` rendered pages through DBNet with 2 lanes; assert each result equals
-    single-image inference. Returns (thread name, torch thread count) as each pass started."""
-    import threading
-
-    import torch
-
-    engine = load_engine(det_model_dir, options={"max_forward_batch": 1})  # not calibrated
-    runner = engine.detector
-    runner.lanes = 2
-    seen = []
-    handle = runner.model.backbone.register_forward_pre_hook(
-        lambda _m, _a: seen.append((threading.current_thread().name, torch.get_num_threads())))
-    images = decoded_images(engine, count, seed)
-    try:
-        batched = runner.predict_batch(images)
-    finally:
-        handle.remove()
-    runner.lanes = 1
-    for image, got in zip(images, batched):
-        assert_same(runner.predict(image).to_dict(), got.to_dict())
-    return seen
-
-
-def test_passes_side_by_side_run_in_lanes_and_equal_single_inference(det_model_dir):
-    import torch
-
-    threads = torch.get_num_threads()
-    seen = run_in_two_lanes(det_model_dir, 4, seed=400)
-    assert len(seen) == 4 and len({name for name, _ in seen}) == 2
-    assert all(name.startswith("mmocr-serve-lane") and count == max(1, threads // 2)
-               for name, count in seen)
-    assert torch.get_num_threads() == threads  # this thread's own count is left alone
-
-
-def test_a_pass_left_over_from_the_lanes_runs_on_all_threads(det_model_dir):
-    import threading
-
-    import torch
-
-    threads = torch.get_num_threads()
-    seen = run_in_two_lanes(det_model_dir, 3, seed=500)
-    lanes = [count for name, count in seen if name.startswith("mmocr-serve-lane")]
-    assert lanes == [max(1, threads // 2)] * 2
-    assert seen[-1] == (threading.current_thread().name, threads)  # the third, on every thread
-
-
-def test_a_detector_calibration_measures_passes_side_by_side(det_model_dir, caplog):
-    with caplog.at_level(logging.WARNING, logger="mmocr_serve.engine"):
-        engine = load_engine(det_model_dir, options={"batch_size": 2})
-    runner = engine.detector
-    line = next(r.getMessage() for r in caplog.records if "images per pass" in r.getMessage())
-    assert re.search(r"images per pass: 1: \d+, 2: \d+[;:]", line)
-    if runner.max_batch == 1:  # a batched pass was no cheaper: lanes were measured
-        assert re.search(r"by passes side by side: 1: \d+, 2: \d+: ", line)
-        assert runner.lanes in (1, 2) and (runner.lanes == 2) == ("side by side, " in line)
-    assert runner.channels_last
-
-
-def test_calibration_is_skipped_where_no_pass_gets_two_images(det_model_dir, caplog):
-    with caplog.at_level(logging.WARNING, logger="mmocr_serve.engine"):
-        engine = load_engine(det_model_dir, options={"batch_size": 1})
-    assert "images per pass" not in caplog.text
-    assert engine.detector.max_batch == 32
+def test_runtime_options_name_a_bad_value():
+    options = RuntimeOptions.from_mapping({"task": "det", "batch_size": "4", "cpu_threads": "auto",
+                                           "max_forward_batch": 8, "cpu_memory": "release"})
+    assert options == RuntimeOptions(batch_size=4, max_forward_batch=8, cpu_memory="release")
+    with pytest.raises(ModelLoadError, match="max_forward_batch must be a positive integer"):
+        RuntimeOptions.from_mapping({"max_forward_batch": "lots"})
+    with pytest.raises(ModelLoadError, match="cpu_layout must be one of"):
+        RuntimeOptions.from_mapping({"cpu_layout": "nhwc"})
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        options.batch_size = 2
 
 
 def test_a_bad_image_in_a_batch_fails_alone(det_model_dir):
@@ -223,34 +178,3 @@ def test_concurrent_mixed_size_requests_are_batched_by_torchserve(torchserve, de
         expected = DetectionResult.from_mmocr(model_inference(model, str(path))).to_dict()
         assert_detects(page, expected)
         assert_same(expected, answer.json())
-
-
-def _search(table: dict, largest: int, margin: float, warm: bool = False):
-    """``_cheapest`` over fixed per-setting costs, recording every call it makes."""
-    calls = []
-
-    def cost(setting: int) -> float:
-        calls.append(setting)
-        return table[setting]
-
-    best, costs = _cheapest(cost, largest, repeats=2, margin=margin, warm=warm)
-    return best, costs, calls
-
-
-def test_a_negative_margin_keeps_a_setting_unless_clearly_dearer():
-    assert _search({1: 1.00, 2: 1.04}, 2, margin=-0.05)[0] == 2  # 4% dearer: kept
-    assert _search({1: 1.00, 2: 1.06}, 2, margin=-0.05)[0] == 1  # 6% dearer: refused
-    assert _search({1: 1.00, 2: 0.96}, 2, margin=0.05)[0] == 1  # 4% cheaper: not enough
-    assert _search({1: 1.00, 2: 0.94}, 2, margin=0.05)[0] == 2
-
-
-def test_a_negative_margin_does_not_compound_as_the_setting_doubles():
-    # each step 4% dearer than the last: 4 is 8% dearer than 1, the cheapest timed
-    best, costs, _ = _search({1: 1.00, 2: 1.04, 4: 1.0816}, 4, margin=-0.05)
-    assert best == 2 and set(costs) == {1, 2, 4}
-
-
-def test_a_warm_search_skips_the_untimed_run_of_setting_one():
-    _, _, cold = _search({1: 1.0, 2: 0.9}, 2, margin=0.0)
-    _, _, warm = _search({1: 1.0, 2: 0.9}, 2, margin=0.0, warm=True)
-    assert cold.count(1) == 3 and warm.count(1) == 2 and cold.count(2) == warm.count(2) == 3

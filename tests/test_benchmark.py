@@ -1,5 +1,5 @@
 """The benchmark's bookkeeping, without a server: its order of settings, and that the
-committed results and the README's table are what the tool renders from the json."""
+committed results are what the tool renders from their json, the one place of their figures."""
 
 import json
 import sys
@@ -9,6 +9,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 
 import benchmark  # noqa: E402
+
+COMMITTED = ("cpu", "cpu-variants", "cpu-ocr")  # benchmarks/NAME.{json,md,png}
 
 
 def test_rounds_alternate_so_steady_drift_favours_no_setting():
@@ -22,16 +24,28 @@ def test_rounds_alternate_so_steady_drift_favours_no_setting():
 
 
 def test_committed_results_render_from_their_json():
-    for name in ("cpu", "cpu-dbnet-paired", "cpu-ocr"):
+    for name in COMMITTED:
         report = json.loads((ROOT / "benchmarks" / f"{name}.json").read_text())
         assert benchmark.markdown(report) == (ROOT / "benchmarks" / f"{name}.md").read_text()
 
 
-def test_readme_tables_are_the_committed_cpu_runs():
-    readme = (ROOT / "README.md").read_text()
-    for marker, name in (("benchmark", "cpu"), ("benchmark-ocr", "cpu-ocr")):
-        block = readme.split(f"<!-- {marker}:start -->")[1].split(f"<!-- {marker}:end -->")[0]
-        assert block.strip() == (ROOT / "benchmarks" / f"{name}.md").read_text().strip()
+def test_the_docs_link_the_results_and_repeat_no_figure():
+    """The tables in benchmarks/ are the one source: the docs link them, quoting none."""
+    text = (ROOT / "docs" / "benchmarks.md").read_text() + (ROOT / "docs" / "batching.md").read_text()
+    assert "benchmarks/cpu-variants.md" in text
+    for name in COMMITTED:
+        table = (ROOT / "benchmarks" / f"{name}.md").read_text()
+        rates = {cell.strip() for line in table.splitlines() if line.startswith("| ")
+                 for cell in line.split("|")[4:5] if "." in cell}  # the images/s column
+        for doc in ("README.md", "docs/benchmarks.md", "docs/batching.md"):
+            assert not rates & set((ROOT / doc).read_text().split()), (doc, name)
+
+
+def test_each_committed_run_passes_the_handler_share_floor():
+    for name in COMMITTED:
+        report = json.loads((ROOT / "benchmarks" / f"{name}.json").read_text())
+        lines = [line for line in benchmark.floors(report) if "handler's own share" in line]
+        assert lines and all(line.startswith("PASS") for line in lines), lines
 
 
 def test_the_end_to_end_row_compares_with_readtext_on_a_page_of_20_lines():
@@ -40,12 +54,3 @@ def test_the_end_to_end_row_compares_with_readtext_on_a_page_of_20_lines():
     assert data["in_process_p50_ms"] > 0 and data["served"]
     assert "MMOCR.readtext, one page per call" in benchmark.markdown(report)
     assert benchmark.MODELS["ocr"][1] == "demo/benchmark_page.jpg"
-
-
-def test_a_new_run_says_how_its_rounds_were_ordered():
-    report = json.loads((ROOT / "benchmarks" / "cpu.json").read_text())
-    report["config"].pop("round_order", None)  # as runs before it, which kept one order
-    assert "alternate rounds" not in benchmark.markdown(report)
-    report["config"]["round_order"] = "forwards then backwards"
-    assert "driven in turn (forwards then backwards in alternate rounds)" in \
-        benchmark.markdown(report)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from mmocr_serve.errors import ModelLoadError
-from mmocr_serve.loading import set_cpu_memory
+from mmocr_serve.runtime import set_cpu_memory
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 WHERE = """
 import sys
 import torch
-from mmocr_serve.loading import set_cpu_memory
+from mmocr_serve.runtime import set_cpu_memory
 applied = set_cpu_memory(sys.argv[1])
 tensor = torch.ones(100 * 2**20, dtype=torch.uint8)
 address = tensor.data_ptr()

@@ -53,5 +53,5 @@ def test_pod_config_is_the_projects_config_but_for_metrics():
     pod = props(resources()[("ConfigMap", "mmocr-serve-config")]["data"]["config.properties"])
     ours = props((ROOT / "config.properties").read_text())
     changed = {k for k in set(pod) | set(ours) if pod.get(k) != ours.get(k)}
-    assert changed == {"metrics_address", "metrics_mode"}
+    assert changed == {"metrics_address"}
     assert pod["management_address"] == "http://127.0.0.1:8081"

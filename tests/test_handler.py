@@ -149,3 +149,31 @@ def test_extreme_aspect_ratio_is_a_422_for_its_slot(det_handler, image_files):
     assert out[0]["type"] == "UnprocessableImage" and ctx.statuses[0][0] == 422
     assert "1x10000" in out[0]["message"]
     assert "boundary_result" in out[1] and 1 not in ctx.statuses
+
+
+def test_a_batch_reports_its_metrics_through_torchserves_cache(recog_handler, image_files,
+                                                               caplog):
+    """The lines TorchServe's metrics cache logs for the frontend, for one batch of four."""
+    import logging
+    import re
+
+    word = image_files["word.png"].read_bytes()
+    ctx = FakeContext(recog_handler.context.system_properties["model_dir"])
+    with caplog.at_level(logging.INFO, logger="ts.metrics.caching_metric"):
+        recog_handler.handle([{"body": word}, {"body": b"junk"}, {"body": word}, {"data": ""}],
+                             ctx)
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("[METRICS]mmocr_")]
+    found = {}
+    for line in lines:
+        name, value, dims = re.match(r"\[METRICS\](\w+)\.\w+:([\d.e-]+)\|#([^|]*)\|", line).groups()
+        found[(name, dims.split(",")[0] if name in ("mmocr_errors_total",
+                                                       "mmocr_stage_milliseconds_total") else "")] = float(value)
+    assert found[("mmocr_requests_total", "")] == 4
+    assert found[("mmocr_errors_total", "ErrorType:InvalidImage")] == 1
+    assert found[("mmocr_errors_total", "ErrorType:EmptyPayload")] == 1
+    assert found[("mmocr_results_total", "")] == 2
+    assert found[("mmocr_forward_passes_total", "")] == 1  # two words of one shape
+    assert found[("mmocr_forward_images_total", "")] == 2
+    assert found[("mmocr_stage_milliseconds_total", "Stage:forward")] > 0
+    assert {key[1] for key in found if key[0] == "mmocr_stage_milliseconds_total"} == {
+        f"Stage:{s}" for s in ("decode", "preprocess", "forward", "postprocess", "handler")}

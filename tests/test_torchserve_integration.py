@@ -3,6 +3,7 @@
 import base64
 import json
 import subprocess
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -88,9 +89,8 @@ def test_bad_requests_get_a_json_4xx(torchserve, workdir, args, status, kind):
 def test_bad_request_beside_concurrent_good_ones(torchserve, image_files, rendered):
     """A text file in the same batch window fails alone; the worker keeps its PID.
 
-    The three good answers agree within ``compare``'s tolerances, not bit for bit: a batch
-    of 3 on 2 lanes runs two passes on one thread each and the third on both threads, and
-    a different thread count sums in a different order (scores moved by 3e-10)."""
+    The three good answers agree within ``compare``'s tolerances: TorchServe may gather
+    them into passes of different sizes, and oneDNN may sum a larger batch in another order."""
     url = f"{torchserve.inference_url}/predictions/dbnet"
     pids = torchserve.worker_pids("dbnet")
     good = image_files["scene.jpg"].read_bytes()
@@ -128,13 +128,60 @@ def test_server_settings_from_config_properties(torchserve):
     assert register.status_code == 405
 
 
-def test_the_worker_log_says_what_each_worker_chose(torchserve):
+def test_the_worker_log_says_each_model_is_ready(torchserve):
     """The handler's own lines reach the model log (mmcv mutes the root logger's handler
     when it is imported; loading puts its level back)."""
     log = (torchserve.workdir / "logs" / "model_log.log").read_text(errors="replace")
     for model in ("dbnet", "crnn", "ocr"):
         assert any(f"-{model}_" in line and "model ready on cpu" in line
                    for line in log.splitlines()), f"no 'model ready' line for {model}"
-    # batch size 4: each CPU worker measured its pass sizes, and says what it kept
-    assert "DBNet on cpu, ms per image by images per pass: 1: " in log
-    assert "CRNNNet on cpu, ms per image by images per pass: 1: " in log
+
+
+def wait_for_metrics(torchserve, name: str, model: str, at_least: float, timeout_s: float = 30):
+    """The metrics port's samples once ``name`` for ``model`` reaches ``at_least`` (a worker
+    reports a batch's metrics just after its answers)."""
+    from mmocr_serve.server import metric_sum
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        samples = torchserve.metrics()
+        if metric_sum(samples, name, ModelName=model) >= at_least or time.monotonic() > deadline:
+            return samples
+        time.sleep(0.2)
+
+
+def test_handler_metrics_on_the_metrics_port(torchserve, image_files, rendered):
+    """Known requests, one at a time, move the mmocr_ counters by exactly what they did."""
+    from mmocr_serve.server import metric_sum
+
+    def delta(name, model, **labels):
+        return metric_sum(after, name, ModelName=model, **labels) - \
+            metric_sum(before, name, ModelName=model, **labels)
+
+    before = torchserve.metrics()
+    word = image_files["word.png"].read_bytes()
+    crnn = f"{torchserve.inference_url}/predictions/crnn"
+    statuses = [requests.post(crnn, data=body, timeout=120).status_code
+                for body in (word, word, b"not an image", word)]
+    assert statuses == [200, 200, 400, 200]
+    page = requests.post(f"{torchserve.inference_url}/predictions/dbnet",
+                         data=image_files["scene.jpg"].read_bytes(), timeout=120)
+    boxes = len(page.json()["boundary_result"])
+    assert_detects(rendered["scene.jpg"], page.json())
+    total = metric_sum(before, "mmocr_requests_total", ModelName="dbnet") + 1
+    after = wait_for_metrics(torchserve, "mmocr_requests_total", "dbnet", total)
+    wait_for_metrics(torchserve, "mmocr_requests_total", "crnn",
+                     metric_sum(before, "mmocr_requests_total", ModelName="crnn") + 4)
+    after = torchserve.metrics()
+    assert delta("mmocr_requests_total", "crnn") == 4
+    assert delta("mmocr_errors_total", "crnn", ErrorType="InvalidImage") == 1
+    assert delta("mmocr_results_total", "crnn") == 3
+    assert delta("mmocr_forward_images_total", "crnn") == 3  # one request per batch here
+    assert delta("mmocr_forward_passes_total", "crnn") == 3
+    assert delta("mmocr_boxes_total", "crnn") == 0
+    assert delta("mmocr_requests_total", "dbnet") == 1 and boxes > 0
+    assert delta("mmocr_boxes_total", "dbnet") == boxes
+    for stage in ("decode", "preprocess", "forward", "postprocess", "handler"):
+        assert delta("mmocr_stage_milliseconds_total", "dbnet", Stage=stage) > 0, stage
+    assert delta("mmocr_stage_milliseconds_total", "dbnet", Stage="forward") > \
+        delta("mmocr_stage_milliseconds_total", "dbnet", Stage="handler")

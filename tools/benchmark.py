@@ -17,7 +17,6 @@ import gc
 import json
 import os
 import platform
-import re
 import shutil
 import statistics
 import sys
@@ -52,6 +51,8 @@ class BenchmarkConfig:
     workdir: Path = ROOT / "work" / "benchmark"
     thread_study: bool = True  # CPU only: workers x threads settings, for the last model
     name: Optional[str] = None  # the results' file name: OUT/NAME.{md,json,png}; default cpu or gpu
+    # archive settings to compare with the defaults, each served beside them: ("KEY=VALUE",)
+    variants: Sequence[str] = ()
 
 
 def log(message: str) -> None:
@@ -71,8 +72,20 @@ def machine_description() -> dict:
             "gpu": gpu, "torch": torch.__version__, "python": platform.python_version()}
 
 
-def build_archives(cfg: BenchmarkConfig, name: str, store: Path) -> Path:
-    """One archive per batch size, ``NAME_bB.mar``; returns the checkpoint used."""
+def variant_settings(variant: str) -> dict:
+    """``"cpu_layout=contiguous"`` -> ``{"cpu_layout": "contiguous"}`` (ArchiveSpec fields)."""
+    key, _, value = variant.partition("=")
+    return {key: int(value) if value.isdigit() else value}
+
+
+def labels(cfg: BenchmarkConfig, name: str) -> Dict[str, tuple]:
+    """Archive label -> (batch size, variant or ""): ``NAME_bB`` and ``NAME_bB-KEY-VALUE``."""
+    return {f"{name}_b{batch}" + (f"-{v.replace('=', '-')}" if v else ""): (batch, v)
+            for batch in cfg.batch_sizes for v in ("", *cfg.variants)}
+
+
+def build_archives(cfg: BenchmarkConfig, name: str, store: Path) -> None:
+    """One archive per batch size and variant (see ``labels``)."""
     from mmocr_serve.archive import ArchiveSpec, build_archive
     from mmocr_serve.loading import save_random_checkpoint
 
@@ -80,18 +93,14 @@ def build_archives(cfg: BenchmarkConfig, name: str, store: Path) -> Path:
     if isinstance(config, tuple):  # the demo pair, with its trained checkpoints
         models = dict(zip(("config", "recog_config"), (str(ROOT / c) for c in config)))
         models.update(checkpoint=trained(config[0]), recog_checkpoint=trained(config[1]))
-        # a page's crops in passes of up to 32: the start-up calibration, timing passes of a
-        # few milliseconds, chose 1 or 32 from run to run (README, "End to end")
-        models.update(max_forward_batch=32)
-        checkpoint = Path(models["checkpoint"])
     else:
         checkpoint = save_random_checkpoint(config, cfg.workdir / f"{name}.pth")
         models = dict(config=config, checkpoint=str(checkpoint))
-    for batch in cfg.batch_sizes:
-        build_archive(ArchiveSpec(**models, output_folder=str(store), model_name=f"{name}_b{batch}",
-                                  batch_size=batch, max_batch_delay_ms=cfg.max_batch_delay_ms,
-                                  force=True))
-    return checkpoint
+    for label, (batch, variant) in labels(cfg, name).items():
+        settings = variant_settings(variant) if variant else {}
+        build_archive(ArchiveSpec(**models, **settings, output_folder=str(store),
+                                  model_name=label, batch_size=batch,
+                                  max_batch_delay_ms=cfg.max_batch_delay_ms, force=True))
 
 
 def trained(config: str) -> str:
@@ -123,16 +132,19 @@ def readtext_in_process(cfg: BenchmarkConfig, name: str, seconds: float) -> tupl
 def in_process(cfg: BenchmarkConfig, archive: Path, image: bytes, device: str) -> Dict[int, float]:
     """Images/s of the engine in this process: one image per call, then B per call.
 
-    The engine is loaded as a worker of the largest batch size is, so it makes the same
-    choice of forward-pass size on a CPU.
+    The engine is loaded as a worker of the largest batch size is, with a worker's process
+    settings, so it runs the same forward passes.
     """
+    from mmocr_serve.engine import load_engine
     from mmocr_serve.errors import ServeError
-    from mmocr_serve.loading import load_engine
+    from mmocr_serve.runtime import RuntimeOptions, apply_process_settings
 
     unpacked = cfg.workdir / "unpacked" / archive.stem
     with zipfile.ZipFile(archive) as zf:
         zf.extractall(unpacked)
-    engine = load_engine(unpacked, device, {"workers": 1, "batch_size": max(cfg.batch_sizes)})
+    options = RuntimeOptions(batch_size=max(cfg.batch_sizes))
+    apply_process_settings(options, device)
+    engine = load_engine(unpacked, device, options)
     def run_calls(batch: int, seconds: float) -> tuple:
         payloads = [image] * batch
         done, began = 0, time.perf_counter()
@@ -183,74 +195,93 @@ def serve_and_drive(cfg: BenchmarkConfig, store: Path, labels: Sequence[str], im
     up during the run (a shared VM does) weighs on every archive alike.
 
     Returns:
-        ({label: one LoadResult per level}, {label: ``worker_report`` of its logs}).
+        ({label: one LoadResult per level}, {label: ``handler_report`` of its windows}).
     """
     from mmocr_serve.loadgen import LoadResult, drive
     from mmocr_serve.server import TorchServeProcess
 
     with contextlib.ExitStack() as stack:
-        urls, logs = {}, {}
+        urls, servers = {}, {}
         for label in labels:
             log(f"  starting TorchServe with {label}.mar")
             workdir = cfg.workdir / f"torchserve-{label}"
             shutil.rmtree(workdir / "logs", ignore_errors=True)
-            server = stack.enter_context(TorchServeProcess(
+            servers[label] = stack.enter_context(TorchServeProcess(
                 model_store=store, models=[f"{label}={label}.mar"], workdir=workdir))
-            urls[label] = f"{server.inference_url}/predictions/{label}"
-            logs[label] = server.workdir / "logs"
+            urls[label] = f"{servers[label].inference_url}/predictions/{label}"
         results: Dict[str, list] = {label: [] for label in labels}
+        measured: Dict[str, Dict[tuple, float]] = {label: {} for label in labels}
         for clients in clients_levels:
             for label in labels:
                 drive(urls[label], [image], clients, duration_s=60, max_requests=clients)
             windows: Dict[str, list] = {label: [] for label in labels}
             for turn in range(rounds):
                 for label in round_order(labels, turn):
+                    before = servers[label].metrics()
                     windows[label].append(drive(urls[label], [image], clients,
                                                 duration_s=seconds / rounds))
+                    add_metrics(measured[label], before, settled_metrics(servers[label], before))
             for label in labels:
                 results[label].append(LoadResult.combined(windows[label]))
-        workers = {label: worker_report(logs[label]) for label in labels}
-    return results, workers
+    return results, {label: handler_report(measured[label]) for label in labels}
 
 
-def worker_report(logs: Path) -> dict:
-    """What a worker's logs say: the last forward-pass choice it logged (or ""), and from
-    TorchServe's PredictionTime metric (handler time per batch), the median ms per image
-    by the number of requests in a batch."""
-    model_log = (logs / "model_log.log").read_text(errors="replace")
-    lines = [line.split("MODEL_LOG - mmocr-serve: ", 1)[1] for line in model_log.splitlines()
-             if "ms per image by images per pass" in line]
-    per_image: Dict[int, list] = {}
-    metrics = logs / "model_metrics.log"
-    for line in (metrics.read_text(errors="replace") if metrics.exists() else "").splitlines():
-        found = re.search(r"PredictionTime\.ms:([\d.]+)\|.*requestID:([^|]*),timestamp", line)
-        if found:
-            size = found.group(2).count(",") + 1
-            per_image.setdefault(size, []).append(float(found.group(1)) / size)
-    return {"choice": lines[-1] if lines else "",
-            "handler_ms_per_image": {size: round(statistics.median(times), 1)
-                                     for size, times in sorted(per_image.items())}}
+def settled_metrics(server, before: Dict[tuple, float], timeout_s: float = 10) -> Dict[tuple, float]:
+    """The worker's counters once they stop moving: it reports a batch just after its
+    answers, so the last batch of a window may land a moment after the window ends."""
+    from mmocr_serve.server import metric_sum
+
+    deadline, last = time.monotonic() + timeout_s, None
+    while time.monotonic() < deadline:
+        now = server.metrics()
+        count = metric_sum(now, "mmocr_requests_total")
+        if count == last:
+            return now
+        last = count
+        time.sleep(0.3)
+    return server.metrics()
+
+
+def add_metrics(into: Dict[tuple, float], before: Dict[tuple, float],
+                after: Dict[tuple, float]) -> None:
+    for key, value in after.items():
+        into[key] = into.get(key, 0.0) + value - before.get(key, 0.0)
+
+
+STAGES = ("decode", "preprocess", "forward", "postprocess", "handler")
+
+
+def handler_report(samples: Dict[tuple, float]) -> dict:
+    """The handler's metrics over the measured windows: ms per request by stage, and
+    images per forward pass."""
+    from mmocr_serve.server import metric_sum
+
+    requests = metric_sum(samples, "mmocr_requests_total") or 1.0
+    passes = metric_sum(samples, "mmocr_forward_passes_total") or 1.0
+    return {"requests": int(requests),
+            "ms_per_request": {stage: round(metric_sum(
+                samples, "mmocr_stage_milliseconds_total", Stage=stage) / requests, 3)
+                for stage in STAGES},
+            "images_per_pass": round(metric_sum(samples, "mmocr_forward_images_total") / passes, 2)}
 
 
 def served(cfg: BenchmarkConfig, store: Path, name: str, image: bytes,
            seconds: float) -> tuple:
-    labels = {f"{name}_b{batch}": batch for batch in cfg.batch_sizes}
-    results, workers = serve_and_drive(cfg, store, list(labels), image, cfg.concurrency,
+    archives = labels(cfg, name)
+    results, reports = serve_and_drive(cfg, store, list(archives), image, cfg.concurrency,
                                        seconds, rounds=cfg.rounds)
-    rows, choices, handler = [], {}, {}
-    for label, batch in labels.items():
-        choices[batch] = workers[label]["choice"]
-        handler[batch] = workers[label]["handler_ms_per_image"].get(batch)
-        if choices[batch]:
-            log(f"  batch {batch} worker: {choices[batch]}")
-        log(f"  batch {batch} worker, handler ms per image in full batches: {handler[batch]}")
+    rows, handler = [], {}
+    for label, (batch, variant) in archives.items():
+        handler[label] = reports[label]
+        log(f"  {label} worker: ms per request by stage {reports[label]['ms_per_request']}, "
+            f"images per pass {reports[label]['images_per_pass']}")
         for result in results[label]:
-            row = {"model": name, "batch_size": batch, **result.summary()}
+            row = {"model": name, "batch_size": batch, "variant": variant, **result.summary()}
             rows.append(row)
-            log(f"  served, batch {batch}, {result.concurrency} clients: "
+            log(f"  served, {label}, {result.concurrency} clients: "
                 f"{row['images_per_s']:.2f} images/s, p50 {row['p50_ms']:.0f} ms, "
                 f"p99 {row['p99_ms']:.0f} ms, errors {row['errors']}")
-    return rows, choices, handler
+    return rows, handler
 
 
 def thread_study(cfg: BenchmarkConfig, name: str, store: Path) -> List[dict]:
@@ -298,10 +329,9 @@ def run(cfg: BenchmarkConfig) -> dict:
             ceiling = in_process(cfg, store / f"{name}_b1.mar", image, device)
         seconds = setting_seconds(cfg, ceiling[1])
         log(f"{name}: served, {seconds:.0f} s per setting")
-        rows, choices, handler = served(cfg, store, name, image, seconds)
+        rows, handler = served(cfg, store, name, image, seconds)
         report["models"][name] = {"in_process": ceiling, "served": rows, "seconds": seconds,
-                                  "worker_choice": choices, "handler_ms_per_image": handler,
-                                  **extra}
+                                  "handler": handler, **extra}
     single = [name for name in cfg.models if not isinstance(MODELS[name][0], tuple)]
     if device == "cpu" and cfg.thread_study and single:
         name = single[-1]
@@ -311,23 +341,31 @@ def run(cfg: BenchmarkConfig) -> dict:
 
 
 def floors(report: dict) -> List[str]:
-    """The issue's floors, each as a PASS/FAIL line."""
+    """PASS/FAIL lines for the floors, and the ratios a reader compares (batch sizes with
+    batch size 1, variants with the defaults), all from this run."""
     lines = []
     for name, data in report["models"].items():
         per_image = data["in_process"][min(data["in_process"])]
-        best = max(data["served"], key=lambda r: r["images_per_s"])
+        rows = [r for r in data["served"] if not r.get("variant")]
+        best = max(rows, key=lambda r: r["images_per_s"])
         ratio = best["images_per_s"] / per_image
         lines.append(f"{'PASS' if ratio >= 0.8 else 'FAIL'} {name}: best served "
                      f"{best['images_per_s']:.2f} images/s (batch {best['batch_size']}, "
                      f"{best['concurrency']} clients) / in-process {per_image:.2f} = {ratio:.2f} "
                      f"(floor 0.8)")
-        by = {(r["batch_size"], r["concurrency"]): r for r in data["served"]}
-        for (batch, clients), row in sorted(by.items()):
-            if batch > 1 and clients >= 4 and (1, clients) in by:
-                rate, base = row["images_per_s"], by[(1, clients)]["images_per_s"]
-                lines.append(f"{'PASS' if rate >= base else 'FAIL'} {name}: batch {batch} at "
-                             f"{clients} clients {rate:.2f} vs batch 1 {base:.2f} images/s "
-                             f"(x{rate / base:.2f}{window_spread(row, by[(1, clients)])})")
+        share = data["handler"][f"{name}_b1"]["ms_per_request"]["handler"]
+        lines.append(f"{'PASS' if share <= 1.0 else 'FAIL'} {name}: the handler's own share "
+                     f"at batch size 1 is {share:.3f} ms per request (floor 1 ms)")
+        by = {(r["batch_size"], r.get("variant", ""), r["concurrency"]): r for r in data["served"]}
+        for (batch, variant, clients), row in sorted(by.items()):
+            base_key = (batch, "", clients) if variant else (1, "", clients)
+            if base_key == (batch, variant, clients) or base_key not in by:
+                continue
+            rate, base = row["images_per_s"], by[base_key]["images_per_s"]
+            than = "the defaults" if variant else "batch 1"
+            lines.append(f"{name}: batch {batch}{f' {variant}' if variant else ''} at {clients} "
+                         f"clients {rate:.2f} vs {than} {base:.2f} images/s (x{rate / base:.2f}"
+                         f"{window_spread(row, by[base_key])})")
     return lines
 
 
@@ -344,13 +382,12 @@ def window_spread(row: dict, base: dict) -> str:
 
 def markdown(report: dict) -> str:
     m = report["machine"]
-    order = report["config"].get("round_order")  # absent from runs before it alternated
-    order = f" ({order} in alternate rounds)" if order else ""
     out = [f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB"
            + (f", GPU {m['gpu']}" if m["gpu"] else ", no GPU")
            + f"; torch {m['torch']}, Python {m['python']}. "
            f"Max batch delay {report['config']['max_batch_delay_ms']} ms, one worker per model, "
-           f"one TorchServe per archive; the archives are driven in turn{order}, "
+           f"one TorchServe per archive; the archives are driven in turn "
+           f"({report['config']['round_order']} in alternate rounds), "
            f"{report['config']['rounds']} windows per setting.", ""]
     for name, data in report["models"].items():
         per_image = data["in_process"][min(data["in_process"])]
@@ -359,20 +396,21 @@ def markdown(report: dict) -> str:
             inproc = (f"MMOCR.readtext, one page per call, {per_image:.2f} "
                       f"(p50 {data['in_process_p50_ms']:.0f} ms)")
         out += [f"**{name}** (image `{MODELS[name][1]}`, {data['seconds']:.0f} s per setting); "
-                f"in-process images/s: {inproc}", ""]
-        out += [f"- batch size {b} worker: {choice}" for b, choice in
-                data.get("worker_choice", {}).items() if choice]
-        handler = {b: ms for b, ms in data.get("handler_ms_per_image", {}).items() if ms}
-        if handler:
-            out.append("- handler ms per image in full batches (TorchServe's PredictionTime "
-                       "over the batch's requests, median): "
-                       + ", ".join(f"batch size {b}: {ms:.0f}" for b, ms in handler.items()))
+                f"in-process images/s: {inproc}", "",
+                "Handler metrics over the measured windows, ms per request by stage:", "",
+                "| archive | " + " | ".join(STAGES) + " | images per forward pass |",
+                "|---|" + "---:|" * (len(STAGES) + 1)]
+        for label, h in data["handler"].items():
+            out.append(f"| {label} | " + " | ".join(f"{h['ms_per_request'][s]:.2f}"
+                                                    for s in STAGES)
+                       + f" | {h['images_per_pass']:.2f} |")
         out += ["",
-                "| batch size | clients | images/s | served / in-process | p50 ms | p90 ms "
-                "| p99 ms | errors |",
-                "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+                "| batch size | variant | clients | images/s | served / in-process | p50 ms "
+                "| p90 ms | p99 ms | errors |",
+                "|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
         for r in data["served"]:
-            out.append(f"| {r['batch_size']} | {r['concurrency']} | {r['images_per_s']:.2f} | "
+            out.append(f"| {r['batch_size']} | {r.get('variant') or 'defaults'} | "
+                       f"{r['concurrency']} | {r['images_per_s']:.2f} | "
                        f"{r['images_per_s'] / per_image:.2f} | {r['p50_ms']:.0f} | "
                        f"{r['p90_ms']:.0f} | {r['p99_ms']:.0f} | {r['errors']} |")
         out.append("")
@@ -397,8 +435,10 @@ def plot(report: dict, path: Path) -> None:
     fig, axes = plt.subplots(2, len(names), figsize=(5.5 * len(names), 7), squeeze=False)
     for col, name in enumerate(names):
         data = report["models"][name]
-        for batch in sorted({r["batch_size"] for r in data["served"]}):
-            rows = [r for r in data["served"] if r["batch_size"] == batch]
+        for batch, variant in sorted({(r["batch_size"], r.get("variant", "")) for r in data["served"]}):
+            rows = [r for r in data["served"]
+                    if (r["batch_size"], r.get("variant", "")) == (batch, variant)]
+            batch = f"{batch} {variant}".strip()
             clients = [r["concurrency"] for r in rows]
             axes[0][col].plot(clients, [r["images_per_s"] for r in rows], "o-",
                               label=f"served, batch {batch}")
@@ -435,6 +475,9 @@ def parse_args(argv: Optional[List[str]] = None) -> BenchmarkConfig:
     parser.add_argument("--no-thread-study", action="store_true",
                         help="skip the CPU workers x threads comparison")
     parser.add_argument("--name", help="write OUT/NAME.md, .json and .png (default: cpu or gpu)")
+    parser.add_argument("--variant", action="append", default=[], metavar="KEY=VALUE",
+                        help="also serve archives with this converter setting (e.g. "
+                        "cpu_layout=contiguous) beside the defaults; repeatable")
     args = parser.parse_args(argv)
     if 1 not in args.batch_sizes:
         parser.error("--batch-sizes must include 1 (the baseline)")
@@ -443,7 +486,7 @@ def parse_args(argv: Optional[List[str]] = None) -> BenchmarkConfig:
                            min_images=args.min_images, rounds=args.rounds,
                            max_batch_delay_ms=args.max_batch_delay, out_dir=args.out_dir.resolve(),
                            workdir=args.workdir.resolve(), thread_study=not args.no_thread_study,
-                           name=args.name)
+                           name=args.name, variants=tuple(args.variant))
 
 
 def main(argv: Optional[List[str]] = None) -> int:

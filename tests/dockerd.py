@@ -1,0 +1,134 @@
+"""A Docker engine for the image tests: installed when missing, started when not running,
+stopped again when these tests started it. Every command has a deadline; a failure names
+the command and its output."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from typing import List, Optional
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCKER = "/usr/bin/docker"  # Debian's client: BuildKit with DOCKER_BUILDKIT=1, no buildx
+CERT_SECRET = "pip-cert"
+
+
+def run(cmd: List[str], timeout: float, check: bool = True, **kwargs) -> subprocess.CompletedProcess:
+    """Run ``cmd``; on a non-zero exit (with ``check``) or a time-out, fail naming both."""
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kwargs)
+    except subprocess.TimeoutExpired as err:
+        out = (err.stdout or b"")[-3000:]
+        raise AssertionError(f"timed out after {timeout:.0f} s: {' '.join(cmd)}\n{out!r}") from None
+    if check and done.returncode != 0:
+        raise AssertionError(f"exit {done.returncode}: {' '.join(cmd)}\n"
+                             f"{(done.stdout + done.stderr)[-4000:]}")
+    return done
+
+
+def docker(*args: str, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess:
+    return run([DOCKER, *args], timeout, check, env=dict(os.environ, DOCKER_BUILDKIT="1"))
+
+
+def ensure_packages() -> None:
+    """Debian's docker.io (dockerd, its BuildKit-capable client) and debootstrap."""
+    missing = [pkg for pkg, path in (("docker.io", "/usr/sbin/dockerd"),
+                                     ("debootstrap", "/usr/sbin/debootstrap"))
+               if not Path(path).exists()]
+    if missing:
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        run(["apt-get", "update", "-q"], 600, env=env)
+        run(["apt-get", "install", "-y", "-q", *missing], 900, env=env)
+
+
+class Engine:
+    """dockerd, started here unless one already answers."""
+
+    def __init__(self, workdir: Path):
+        self.workdir = workdir
+        self.proc: Optional[subprocess.Popen] = None
+
+    def answers(self) -> bool:
+        return docker("info", "--format", "{{.ServerVersion}}", timeout=30, check=False).returncode == 0
+
+    def start(self) -> "Engine":
+        ensure_packages()
+        if self.answers():
+            return self
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        log = open(self.workdir / "dockerd.log", "wb")
+        self.proc = subprocess.Popen(["/usr/sbin/dockerd"], stdout=log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        deadline = time.monotonic() + 60
+        while not self.answers():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise AssertionError("dockerd did not start:\n"
+                                     + (self.workdir / "dockerd.log").read_text()[-3000:])
+            time.sleep(1)
+        return self
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+
+
+def base_image(public: str, suite: str) -> Optional[str]:
+    """``None`` where the public base image is here or can be pulled, else the tag of a
+    local image of the same Debian release, made by ``scripts/docker-base.sh``."""
+    if docker("image", "inspect", public, check=False).returncode == 0:
+        return None
+    if docker("pull", public, timeout=120, check=False).returncode == 0:
+        return None
+    local = f"mmocr-serve-base:{suite}"
+    run(["bash", str(ROOT / "scripts" / "docker-base.sh"), suite, local], 900)
+    return local
+
+
+def pip_cert() -> Optional[str]:
+    """The CA bundle pip's configuration names (``pip config list``), if any."""
+    import sys
+
+    listed = run([sys.executable, "-m", "pip", "config", "list"], 60, check=False).stdout
+    for line in listed.splitlines():
+        key, _, value = line.partition("=")
+        if key.endswith(".cert") and value.strip("'\""):
+            return value.strip("'\"")
+    return None
+
+
+def build(command: List[str], extra: List[str], timeout: float = 3000) -> float:
+    """Run a README ``docker build`` command with ``extra`` arguments before its context;
+    returns the seconds it took."""
+    assert command[:2] == ["docker", "build"] and command[-1] == ".", command
+    cert = pip_cert()
+    secret = ["--secret", f"id={CERT_SECRET},src={cert}"] if cert else []
+    began = time.monotonic()
+    docker(*command[2:-1], *extra, *secret, "--progress=plain", ".", timeout=timeout)
+    return time.monotonic() - began
+
+
+def image_size_mb(tag: str) -> float:
+    return int(docker("image", "inspect", tag, "--format", "{{.Size}}").stdout) / 1e6
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def which_docker() -> Optional[str]:
+    return shutil.which("docker")
