@@ -19,9 +19,9 @@ from .decode import DEFAULT_MAX_PIXELS, decode_image, split_request
 from .errors import ConversionError, InferenceError, ModelLoadError, ServeError, UnprocessableImage
 from .loading import ModelDirManifest, load_model
 from .options import NO_OPTIONS, RequestOptions, parse_options
+from .results import DetectionResult, OCRItem, OCRResult, Recognition, readtext_score
 from .runtime import RuntimeOptions
 from .tasks import DET, OCR, RECOG
-from .results import DetectionResult, OCRItem, OCRResult, Recognition, readtext_score
 
 logger = logging.getLogger(__name__)
 

@@ -75,7 +75,7 @@ build_mmcv() {
     MMCV_WITH_OPS=1 MAX_JOBS="${MAX_JOBS:-$(nproc)}" "${PIP[@]}" wheel -v \
         --no-build-isolation --no-deps -c "$CONSTRAINTS" -w "$dir.partial" "mmcv-full==$mmcv" \
         2>&1 | grep -E --line-buffered '^ *\[[0-9]+/[0-9]+\]|Created wheel|[Ee]rror:' \
-        | sed -u -E 's/^ *(\[[0-9]+\/[0-9]+\]).*/  compiling mmcv ops \1/' | cut -c1-160 || true
+        | sed -u -E 's/^ *(\[[0-9]+\/[0-9]+\]).*/  compiling mmcv ops \1/; s/^(.{160}).*/\1/' || true
     ls "$dir.partial"/mmcv_full-*.whl >/dev/null 2>&1 || { echo "mmcv-full build failed" >&2; exit 1; }
     mv "$dir.partial"/mmcv_full-*.whl "$dir"/ && rmdir "$dir.partial"
 }

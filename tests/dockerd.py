@@ -5,7 +5,6 @@ the command and its output."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -16,7 +15,8 @@ DOCKER = "/usr/bin/docker"  # Debian's client: BuildKit with DOCKER_BUILDKIT=1, 
 CERT_SECRET = "pip-cert"
 
 
-def run(cmd: List[str], timeout: float, check: bool = True, **kwargs) -> subprocess.CompletedProcess:
+def run(cmd: List[str], timeout: float, check: bool = True,
+        **kwargs) -> subprocess.CompletedProcess:
     """Run ``cmd``; on a non-zero exit (with ``check``) or a time-out, fail naming both."""
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kwargs)
@@ -52,7 +52,8 @@ class Engine:
         self.proc: Optional[subprocess.Popen] = None
 
     def answers(self) -> bool:
-        return docker("info", "--format", "{{.ServerVersion}}", timeout=30, check=False).returncode == 0
+        info = docker("info", "--format", "{{.ServerVersion}}", timeout=30, check=False)
+        return info.returncode == 0
 
     def start(self) -> "Engine":
         ensure_packages()
@@ -128,7 +129,3 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def which_docker() -> Optional[str]:
-    return shutil.which("docker")

@@ -8,6 +8,8 @@ from pathlib import Path
 import ts
 from ts.metrics.metric_cache_yaml_impl import MetricsCacheYamlImpl
 
+TS_METRICS = Path(ts.__file__).parent / "configs" / "metrics.yaml"  # TorchServe's default
+
 
 class FakeContext:
     def __init__(self, model_dir, gpu_id=None, batch_size=4, model_yaml_config=None):
@@ -17,7 +19,7 @@ class FakeContext:
         self.manifest = {}
         self.statuses = {}
         self.headers = {}
-        self.metrics = MetricsCacheYamlImpl(str(Path(ts.__file__).parent / "configs" / "metrics.yaml"))
+        self.metrics = MetricsCacheYamlImpl(str(TS_METRICS))
         self.metrics.initialize_cache()
         self.metrics.model_name = Path(model_dir).name
 
