@@ -88,6 +88,15 @@ install_stack() {
         "${lists[@]}"
 }
 
+headless_opencv() {
+    # mmcv-full asks for opencv-python, whose cv2 needs libGL (absent from a slim image);
+    # the headless build of the same version gives the same cv2 without it.
+    if "${PIP[@]}" show -q opencv-python 2>/dev/null; then
+        "${PIP[@]}" uninstall -y -q opencv-python
+        "${PIP[@]}" install -q --no-deps --force-reinstall -c "$CONSTRAINTS" opencv-python-headless
+    fi
+}
+
 check_stack() {
     "$VENV/bin/python" - <<'EOF'
 import mmcv, mmdet, mmocr, torch, torchvision, numpy, ts, model_archiver  # noqa: F401
@@ -109,6 +118,7 @@ main() {
     install_torch
     build_mmcv
     install_stack
+    headless_opencv
     step "checking imports"
     check_stack
     echo "$digest" >"$STAMP"

@@ -115,7 +115,7 @@ def build(command: List[str], extra: List[str], timeout: float = 3000) -> float:
     cert = pip_cert()
     secret = ["--secret", f"id={CERT_SECRET},src={cert}"] if cert else []
     began = time.monotonic()
-    docker(*command[2:-1], *extra, *secret, "--progress=plain", ".", timeout=timeout)
+    docker(*command[1:-1], *extra, *secret, "--progress=plain", ".", timeout=timeout)
     return time.monotonic() - began
 
 
