@@ -13,11 +13,17 @@ the shipped config.properties), each with the dimensions ModelName and Level:
   and reporting these metrics, whose cost is counted with the next batch)
 - ``mmocr_forward_passes_total`` and ``mmocr_forward_images_total`` (images per pass)
 - ``mmocr_results_total`` and ``mmocr_boxes_total`` (boxes or text regions per result)
+
+They are added up and reported once a second, from a thread of their own, not per batch:
+each metric is a line the worker writes for TorchServe's frontend, and ten lines per
+batch cost a small recognizer's request more than its own decoding
+(benchmarks/handler-share.md).
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 
 from ts.metrics.dimension import Dimension
@@ -48,7 +54,7 @@ class MMOCRHandler(BaseHandler):
         apply_process_settings(options, self.device)
         self.engine = load_engine(props["model_dir"], self.device, options)
         self.context = context
-        self.report_ms = 0.0  # the last report's own cost, counted with the next batch
+        self.metrics = MetricsReporter(context.metrics)
         self.initialized = True
         logger.info("mmocr-serve: %s model ready on %s (%d torch threads)", self.engine.task,
                     self.device, torch.get_num_threads())
@@ -59,10 +65,7 @@ class MMOCRHandler(BaseHandler):
         stats = Stats()
         outcomes = self.engine.predict_payloads(data, stats)
         answers = [encode_outcome(context, idx, outcome) for idx, outcome in enumerate(outcomes)]
-        reporting = time.perf_counter()
-        report(context.metrics, stats, len(data),
-               (reporting - began) * 1000 + self.report_ms)
-        self.report_ms = (time.perf_counter() - reporting) * 1000
+        self.metrics.add(stats, len(data), (time.perf_counter() - began) * 1000)
         return answers
 
 
@@ -74,8 +77,46 @@ def encode_outcome(context, idx: int, outcome) -> dict:
     return outcome.to_dict()
 
 
+class Totals:
+    def __init__(self):
+        self.stats = Stats()
+        self.requests = 0
+        self.handle_ms = 0.0  # whole handle() calls, the stages included
+
+
+class MetricsReporter:
+    """Adds up batches and reports the sums to TorchServe's metrics cache every
+    ``interval_s`` (counters: a sum reported late is still the sum)."""
+
+    def __init__(self, metrics, interval_s: float = 1.0):
+        self.metrics, self.interval_s = metrics, interval_s
+        self.lock = threading.Lock()
+        self.pending = Totals()
+        threading.Thread(target=self._run, name="mmocr-metrics", daemon=True).start()
+
+    def add(self, stats: Stats, requests: int, handle_ms: float) -> None:
+        with self.lock:
+            self.pending.stats.add(stats)
+            self.pending.requests += requests
+            self.pending.handle_ms += handle_ms
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(self.interval_s)
+            try:
+                self.flush()
+            except Exception:  # a metric must never stop the worker
+                logger.exception("mmocr-serve: reporting metrics failed")
+
+    def flush(self) -> None:
+        with self.lock:
+            totals, self.pending = self.pending, Totals()
+        if totals.requests:
+            report(self.metrics, totals.stats, totals.requests, totals.handle_ms)
+
+
 def report(metrics, stats: Stats, requests: int, total_ms: float) -> None:
-    """One batch's figures as counters (Prometheus: rates and ratios of sums)."""
+    """Figures as counters (Prometheus: rates and ratios of sums)."""
     def count(name: str, value: float, unit: str = "count", **dimensions) -> None:
         dims = [Dimension(key, value) for key, value in dimensions.items()]  # a fresh list:
         metrics.add_metric(name, value, unit, dimensions=dims,  # TorchServe appends to it

@@ -49,6 +49,13 @@ class Stats:
     boxes: int = 0  # boxes (or text regions) in those results
     errors: Dict[str, int] = field(default_factory=dict)  # error kind -> requests
 
+    def add(self, other: "Stats") -> None:
+        for name in ("decode_ms", "preprocess_ms", "forward_ms", "postprocess_ms", "passes",
+                     "pass_images", "results", "boxes"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for kind, count in other.errors.items():
+            self.errors[kind] = self.errors.get(kind, 0) + count
+
 
 def _slice_batch(tree, idx: int):
     """Image ``idx`` of nested lists of batched tensors, batch dimension kept."""

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from answers import assert_reads, assert_same
+from answers import assert_detects, assert_reads, assert_same
 from conftest import DET_CONFIG, RECOG_CONFIG
 from fake_context import FakeContext
 from mmocr_serve.errors import InvalidOption
@@ -154,6 +154,12 @@ def test_served_options_by_query_form_and_json(torchserve, image_files, rendered
     form = requests.post(f"{base}/predictions/ocr", files={"upload": data},
                          data={"score_thr": "1.0"}, timeout=300)
     assert form.status_code == 200 and form.json() == {"result": []}
+    scores = sorted(i["box_score"] for i in unfiltered.json()["result"])
+    middle = (scores[len(scores) // 2 - 1] + scores[len(scores) // 2]) / 2  # between two boxes
+    some = requests.post(f"{base}/predictions/ocr", files={"upload": data},
+                         data={"score_thr": str(middle)}, timeout=300).json()["result"]
+    assert 0 < len(some) < len(scores)
+    assert some == [i for i in unfiltered.json()["result"] if i["box_score"] >= middle]
     ordered = requests.post(f"{base}/predictions/ocr", timeout=300,
                             json={"data": base64.b64encode(data).decode(), "order": "reading",
                                   "score_thr": 0.1})
@@ -165,6 +171,8 @@ def test_served_options_by_query_form_and_json(torchserve, image_files, rendered
                             **kwargs)
         assert bad.status_code == 400 and bad.json()["type"] == "InvalidOption"
         assert text in bad.json()["message"]
+    baseline = requests.post(f"{base}/predictions/dbnet", files={"image": data}, timeout=300)
+    assert_detects(rendered["scene.jpg"], baseline.json())
     det = requests.post(f"{base}/predictions/dbnet", files={"image": data},
                         data={"score_thr": "1.0"}, timeout=300)
     assert det.status_code == 200 and det.json() == {"boundary_result": []}

@@ -319,7 +319,7 @@ def run(cfg: BenchmarkConfig) -> dict:
     log(f"machine: {report['machine']}")
     for name in cfg.models:
         image = (ROOT / MODELS[name][1]).read_bytes()
-        log(f"{name}: building {len(cfg.batch_sizes)} archives")
+        log(f"{name}: building {len(labels(cfg, name))} archives")
         build_archives(cfg, name, store)
         log(f"{name}: in-process throughput")
         extra = {}
