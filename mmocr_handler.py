@@ -4,34 +4,20 @@ Request rows become images through the project's one decoder, the engine runs th
 each result or error is encoded as JSON for its own request (wire format:
 ``mmocr_serve.results``). The engine and its modules travel inside the .mar archive.
 
-Metrics, through TorchServe's metrics API (on the metrics port, in Prometheus format, with
-the shipped config.properties), each with the dimensions ModelName and Level:
-
-- ``mmocr_requests_total``; ``mmocr_errors_total`` by ``ErrorType`` (the error body's type)
-- ``mmocr_stage_milliseconds_total`` by ``Stage``: decode, preprocess, forward,
-  postprocess, and handler (the rest of this handler's time: request and answer handling,
-  and reporting these metrics, whose cost is counted with the next batch)
-- ``mmocr_forward_passes_total`` and ``mmocr_forward_images_total`` (images per pass)
-- ``mmocr_results_total`` and ``mmocr_boxes_total`` (boxes or text regions per result)
-
-They are added up and reported once a second, from a thread of their own, not per batch:
-each metric is a line the worker writes for TorchServe's frontend, and ten lines per
-batch cost a small recognizer's request more than its own decoding
-(benchmarks/handler-share.md).
+Metrics: ``mmocr_serve.metrics``, through TorchServe's metrics API. (TorchServe takes the
+one class defined here as the handler, so everything else lives in the package.)
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 
-from ts.metrics.dimension import Dimension
-from ts.metrics.metric_type_enum import MetricTypes
 from ts.torch_handler.base_handler import BaseHandler
 
 from mmocr_serve.engine import Stats, load_engine
 from mmocr_serve.errors import ServeError
+from mmocr_serve.metrics import MetricsReporter
 from mmocr_serve.runtime import RuntimeOptions, apply_process_settings
 
 logger = logging.getLogger(__name__)
@@ -50,7 +36,8 @@ class MMOCRHandler(BaseHandler):
         model_yaml = getattr(context, "model_yaml_config", None) or {}
         options = RuntimeOptions.from_mapping({"workers": model_yaml.get("minWorkers", 1),
                                                "batch_size": props.get("batch_size", 1),
-                                               **model_yaml.get("handler", {})})
+                                               **model_yaml.get("handler", {})},
+                                              other_keys=("task",))
         apply_process_settings(options, self.device)
         self.engine = load_engine(props["model_dir"], self.device, options)
         self.context = context
@@ -75,62 +62,3 @@ def encode_outcome(context, idx: int, outcome) -> dict:
     if isinstance(outcome, ServeError):
         context.set_response_status(outcome.status, outcome.kind, idx)
     return outcome.to_dict()
-
-
-class Totals:
-    def __init__(self):
-        self.stats = Stats()
-        self.requests = 0
-        self.handle_ms = 0.0  # whole handle() calls, the stages included
-
-
-class MetricsReporter:
-    """Adds up batches and reports the sums to TorchServe's metrics cache every
-    ``interval_s`` (counters: a sum reported late is still the sum)."""
-
-    def __init__(self, metrics, interval_s: float = 1.0):
-        self.metrics, self.interval_s = metrics, interval_s
-        self.lock = threading.Lock()
-        self.pending = Totals()
-        threading.Thread(target=self._run, name="mmocr-metrics", daemon=True).start()
-
-    def add(self, stats: Stats, requests: int, handle_ms: float) -> None:
-        with self.lock:
-            self.pending.stats.add(stats)
-            self.pending.requests += requests
-            self.pending.handle_ms += handle_ms
-
-    def _run(self) -> None:
-        while True:
-            time.sleep(self.interval_s)
-            try:
-                self.flush()
-            except Exception:  # a metric must never stop the worker
-                logger.exception("mmocr-serve: reporting metrics failed")
-
-    def flush(self) -> None:
-        with self.lock:
-            totals, self.pending = self.pending, Totals()
-        if totals.requests:
-            report(self.metrics, totals.stats, totals.requests, totals.handle_ms)
-
-
-def report(metrics, stats: Stats, requests: int, total_ms: float) -> None:
-    """Figures as counters (Prometheus: rates and ratios of sums)."""
-    def count(name: str, value: float, unit: str = "count", **dimensions) -> None:
-        dims = [Dimension(key, value) for key, value in dimensions.items()]  # a fresh list:
-        metrics.add_metric(name, value, unit, dimensions=dims,  # TorchServe appends to it
-                           metric_type=MetricTypes.COUNTER)
-
-    stages = {"decode": stats.decode_ms, "preprocess": stats.preprocess_ms,
-              "forward": stats.forward_ms, "postprocess": stats.postprocess_ms}
-    stages["handler"] = max(0.0, total_ms - sum(stages.values()))
-    count("mmocr_requests_total", requests)
-    for kind, errors in stats.errors.items():
-        count("mmocr_errors_total", errors, ErrorType=kind)
-    for stage, ms in stages.items():
-        count("mmocr_stage_milliseconds_total", max(0.0, ms), "ms", Stage=stage)
-    count("mmocr_forward_passes_total", stats.passes)
-    count("mmocr_forward_images_total", stats.pass_images)
-    count("mmocr_results_total", stats.results)
-    count("mmocr_boxes_total", stats.boxes)

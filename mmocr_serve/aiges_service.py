@@ -62,6 +62,9 @@ def error_text(code: int) -> str:
     return ERROR_TEXT.get(code, f"unknown error code {code}")
 
 
+MODEL_KEYS = ("det_config", "det_checkpoint", "recog_config", "recog_checkpoint", "device")
+
+
 def engine_from_wrapper_config(config: Mapping[str, str]):
     """``[wrapper]`` keys (all strings) -> engine, with this process's settings applied.
 
@@ -85,7 +88,11 @@ def engine_from_wrapper_config(config: Mapping[str, str]):
         raise ModelLoadError("[wrapper] needs det_config/det_checkpoint and/or "
                              "recog_config/recog_checkpoint")
     device = config.get("device") or "cpu"
-    options = RuntimeOptions.from_mapping(config)
+    # the loader may pass keys of its own: those are logged, not refused
+    others = sorted(set(config) - set(MODEL_KEYS) - set(RuntimeOptions.__dataclass_fields__))
+    if others:
+        logger.warning("mmocr-serve: [wrapper] keys ignored: %s", ", ".join(others))
+    options = RuntimeOptions.from_mapping(config, other_keys=(*MODEL_KEYS, *others))
     apply_process_settings(options, device)
     return engine_from_models(models, device, options)
 

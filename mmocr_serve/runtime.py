@@ -13,7 +13,7 @@ import dataclasses
 import logging
 import os
 from dataclasses import dataclass
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping, Optional, Sequence
 
 from .decode import DEFAULT_MAX_PIXELS
 from .errors import ModelLoadError, check_choice
@@ -48,14 +48,19 @@ class RuntimeOptions:
     cpu_layout: str = "channels_last"
 
     @classmethod
-    def from_mapping(cls, values: Mapping[str, Any]) -> "RuntimeOptions":
-        """Typed options from strings, numbers or ``"auto"`` (= the default); keys that
-        are not options (``task``) are ignored.
+    def from_mapping(cls, values: Mapping[str, Any], other_keys: Sequence[str] = ()
+                     ) -> "RuntimeOptions":
+        """Typed options from strings, numbers or ``"auto"`` (= the default).
 
         Raises:
-            ModelLoadError: a value of the wrong type or out of range, naming it.
+            ModelLoadError: a key that is neither an option nor one of ``other_keys``, or
+                a value of the wrong type or out of range, naming it.
         """
-        fields = {f.name for f in dataclasses.fields(cls)}
+        fields = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(values) - set(fields) - set(other_keys))
+        if unknown:
+            raise ModelLoadError(f"unknown runtime option(s) {', '.join(unknown)}; "
+                                 f"known: {', '.join(fields)}")
         given = {k: v for k, v in values.items() if k in fields and v not in (None, "", "auto")}
         typed = {}
         for name, value in given.items():

@@ -116,12 +116,15 @@ def test_a_workers_batch_runs_in_one_pass_with_the_same_answers_every_time(det_m
 
 def test_runtime_options_name_a_bad_value():
     options = RuntimeOptions.from_mapping({"task": "det", "batch_size": "4", "cpu_threads": "auto",
-                                           "max_forward_batch": 8, "cpu_memory": "release"})
+                                           "max_forward_batch": 8, "cpu_memory": "release"},
+                                          other_keys=("task",))
     assert options == RuntimeOptions(batch_size=4, max_forward_batch=8, cpu_memory="release")
     with pytest.raises(ModelLoadError, match="max_forward_batch must be a positive integer"):
         RuntimeOptions.from_mapping({"max_forward_batch": "lots"})
     with pytest.raises(ModelLoadError, match="cpu_layout must be one of"):
         RuntimeOptions.from_mapping({"cpu_layout": "nhwc"})
+    with pytest.raises(ModelLoadError, match="unknown runtime option.s. max_forward_bach"):
+        RuntimeOptions.from_mapping({"max_forward_bach": 8})
     with pytest.raises(dataclasses.FrozenInstanceError):
         options.batch_size = 2
 

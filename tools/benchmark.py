@@ -29,6 +29,8 @@ from typing import Dict, List, Optional, Sequence
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from mmocr_serve.metrics import STAGES  # noqa: E402
+
 # name -> (config, image sent to it): shipped configs with random weights, and the trained
 # demo pair end to end (checkpoints beside the configs) on a rendered page of 20+ lines
 MODELS = {
@@ -246,9 +248,6 @@ def add_metrics(into: Dict[tuple, float], before: Dict[tuple, float],
                 after: Dict[tuple, float]) -> None:
     for key, value in after.items():
         into[key] = into.get(key, 0.0) + value - before.get(key, 0.0)
-
-
-STAGES = ("decode", "preprocess", "forward", "postprocess", "handler")
 
 
 def handler_report(samples: Dict[tuple, float]) -> dict:
