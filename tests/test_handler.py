@@ -182,3 +182,11 @@ def test_a_batch_reports_its_metrics_through_torchserves_cache(recog_model_dir, 
     assert found[("mmocr_stage_milliseconds_total", "Stage:forward")] > 0
     assert {key[1] for key in found if key[0] == "mmocr_stage_milliseconds_total"} == {
         f"Stage:{s}" for s in ("decode", "preprocess", "forward", "postprocess", "handler")}
+
+
+def test_the_handler_module_defines_one_class():
+    """TorchServe refuses a handler module with more than one class in it."""
+    import ast
+
+    tree = ast.parse((Path(__file__).resolve().parents[1] / "mmocr_handler.py").read_text())
+    assert [n.name for n in tree.body if isinstance(n, ast.ClassDef)] == ["MMOCRHandler"]
