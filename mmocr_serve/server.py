@@ -129,6 +129,19 @@ class TorchServeProcess:
         """The metrics port's Prometheus samples named ``prefix*`` (see ``read_metrics``)."""
         return read_metrics(self.metrics_url, prefix)
 
+    def settled_metrics(self, quiet_s: float = 1.5, timeout_s: float = 30) -> Dict[tuple, float]:
+        """``metrics()`` once two reads ``quiet_s`` apart agree: the workers report their
+        counters once a second (``mmocr_serve.metrics``), so a read just after a request
+        may not hold it yet."""
+        deadline = time.monotonic() + timeout_s
+        last = self.metrics()
+        while True:
+            time.sleep(quiet_s)
+            now = self.metrics()
+            if now == last or time.monotonic() > deadline:
+                return now
+            last = now
+
     def worker_pids(self, model: str) -> List[int]:
         import json
 

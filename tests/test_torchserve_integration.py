@@ -3,7 +3,6 @@
 import base64
 import json
 import subprocess
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -137,19 +136,6 @@ def test_the_worker_log_says_each_model_is_ready(torchserve):
                    for line in log.splitlines()), f"no 'model ready' line for {model}"
 
 
-def wait_for_metrics(torchserve, name: str, model: str, at_least: float, timeout_s: float = 30):
-    """The metrics port's samples once ``name`` for ``model`` reaches ``at_least`` (a worker
-    reports a batch's metrics just after its answers)."""
-    from mmocr_serve.server import metric_sum
-
-    deadline = time.monotonic() + timeout_s
-    while True:
-        samples = torchserve.metrics()
-        if metric_sum(samples, name, ModelName=model) >= at_least or time.monotonic() > deadline:
-            return samples
-        time.sleep(0.2)
-
-
 def test_handler_metrics_on_the_metrics_port(torchserve, image_files, rendered):
     """Known requests, one at a time, move the mmocr_ counters by exactly what they did."""
     from mmocr_serve.server import metric_sum
@@ -158,7 +144,7 @@ def test_handler_metrics_on_the_metrics_port(torchserve, image_files, rendered):
         return metric_sum(after, name, ModelName=model, **labels) - \
             metric_sum(before, name, ModelName=model, **labels)
 
-    before = torchserve.metrics()
+    before = torchserve.settled_metrics()  # earlier tests' requests all counted
     word = image_files["word.png"].read_bytes()
     crnn = f"{torchserve.inference_url}/predictions/crnn"
     statuses = [requests.post(crnn, data=body, timeout=120).status_code
@@ -168,11 +154,7 @@ def test_handler_metrics_on_the_metrics_port(torchserve, image_files, rendered):
                          data=image_files["scene.jpg"].read_bytes(), timeout=120)
     boxes = len(page.json()["boundary_result"])
     assert_detects(rendered["scene.jpg"], page.json())
-    total = metric_sum(before, "mmocr_requests_total", ModelName="dbnet") + 1
-    after = wait_for_metrics(torchserve, "mmocr_requests_total", "dbnet", total)
-    wait_for_metrics(torchserve, "mmocr_requests_total", "crnn",
-                     metric_sum(before, "mmocr_requests_total", ModelName="crnn") + 4)
-    after = torchserve.metrics()
+    after = torchserve.settled_metrics()
     assert delta("mmocr_requests_total", "crnn") == 4
     assert delta("mmocr_errors_total", "crnn", ErrorType="InvalidImage") == 1
     assert delta("mmocr_results_total", "crnn") == 3

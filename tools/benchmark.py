@@ -219,29 +219,13 @@ def serve_and_drive(cfg: BenchmarkConfig, store: Path, labels: Sequence[str], im
             windows: Dict[str, list] = {label: [] for label in labels}
             for turn in range(rounds):
                 for label in round_order(labels, turn):
-                    before = servers[label].metrics()
+                    before = servers[label].settled_metrics()
                     windows[label].append(drive(urls[label], [image], clients,
                                                 duration_s=seconds / rounds))
-                    add_metrics(measured[label], before, settled_metrics(servers[label], before))
+                    add_metrics(measured[label], before, servers[label].settled_metrics())
             for label in labels:
                 results[label].append(LoadResult.combined(windows[label]))
     return results, {label: handler_report(measured[label]) for label in labels}
-
-
-def settled_metrics(server, before: Dict[tuple, float], timeout_s: float = 10) -> Dict[tuple, float]:
-    """The worker's counters once they stop moving: it reports a batch just after its
-    answers, so the last batch of a window may land a moment after the window ends."""
-    from mmocr_serve.server import metric_sum
-
-    deadline, last = time.monotonic() + timeout_s, None
-    while time.monotonic() < deadline:
-        now = server.metrics()
-        count = metric_sum(now, "mmocr_requests_total")
-        if count == last:
-            return now
-        last = count
-        time.sleep(0.3)
-    return server.metrics()
 
 
 def add_metrics(into: Dict[tuple, float], before: Dict[tuple, float],
