@@ -9,7 +9,7 @@ import copy
 import logging
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Union
 
@@ -50,8 +50,7 @@ class Stats:
     errors: Dict[str, int] = field(default_factory=dict)  # error kind -> requests
 
     def add(self, other: "Stats") -> None:
-        for name in ("decode_ms", "preprocess_ms", "forward_ms", "postprocess_ms", "passes",
-                     "pass_images", "results", "boxes"):
+        for name in (f.name for f in fields(self) if f.name != "errors"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         for kind, count in other.errors.items():
             self.errors[kind] = self.errors.get(kind, 0) + count

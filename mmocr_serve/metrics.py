@@ -76,9 +76,8 @@ def report(metrics, stats: Stats, requests: int, total_ms: float) -> None:
         metrics.add_metric(name, value, unit, dimensions=dims,  # TorchServe appends to it
                            metric_type=MetricTypes.COUNTER)
 
-    stages = {"decode": stats.decode_ms, "preprocess": stats.preprocess_ms,
-              "forward": stats.forward_ms, "postprocess": stats.postprocess_ms}
-    stages["handler"] = max(0.0, total_ms - sum(stages.values()))
+    stages = {stage: getattr(stats, f"{stage}_ms") for stage in STAGES[:-1]}
+    stages["handler"] = total_ms - sum(stages.values())  # the rest: STAGES[-1]
     count("mmocr_requests_total", requests)
     for kind, errors in stats.errors.items():
         count("mmocr_errors_total", errors, ErrorType=kind)
