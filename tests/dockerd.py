@@ -121,11 +121,3 @@ def build(command: List[str], extra: List[str], timeout: float = 3000) -> float:
 
 def image_size_mb(tag: str) -> float:
     return int(docker("image", "inspect", tag, "--format", "{{.Size}}").stdout) / 1e6
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]

@@ -21,8 +21,10 @@ import requests
 
 from answers import assert_detects, assert_reads, assert_same
 from conftest import DET_CONFIG, RECOG_CONFIG
-from dockerd import Engine, base_image, build, docker, free_port, image_size_mb
+from dockerd import Engine, base_image, build, docker, image_size_mb
 from test_docker import readme_docker_commands
+
+from mmocr_serve.server import free_port
 
 pytestmark = pytest.mark.docker
 
