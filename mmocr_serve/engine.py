@@ -9,6 +9,7 @@ import copy
 import logging
 import time
 import warnings
+from collections import Counter
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Union
@@ -47,13 +48,12 @@ class Stats:
     pass_images: int = 0  # images in all forward passes
     results: int = 0  # images answered with a result
     boxes: int = 0  # boxes (or text regions) in those results
-    errors: Dict[str, int] = field(default_factory=dict)  # error kind -> requests
+    errors: Counter = field(default_factory=Counter)  # error kind -> requests
 
     def add(self, other: "Stats") -> None:
         for name in (f.name for f in fields(self) if f.name != "errors"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
-        for kind, count in other.errors.items():
-            self.errors[kind] = self.errors.get(kind, 0) + count
+        self.errors.update(other.errors)  # Counter.update adds
 
 
 def _slice_batch(tree, idx: int):
@@ -439,7 +439,7 @@ class OCREngine:
                                      - (stats.preprocess_ms + stats.forward_ms - inside))
         for outcome in out:
             if isinstance(outcome, ServeError):
-                stats.errors[outcome.kind] = stats.errors.get(outcome.kind, 0) + 1
+                stats.errors[outcome.kind] += 1
             else:
                 stats.results += 1
                 stats.boxes += (len(outcome.instances) if isinstance(outcome, DetectionResult)
