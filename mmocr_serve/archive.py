@@ -128,7 +128,8 @@ def check_spec(spec: ArchiveSpec) -> None:
         raise ConversionError(f"device type must be one of {DEVICE_TYPES}, not {spec.device_type!r}")
     for label, value in (("workers", spec.workers),
                          ("batch size", 1 if spec.batch_size is None else spec.batch_size),
-                         ("max forward batch", spec.max_forward_batch or 1),
+                         ("max forward batch",
+                          1 if spec.max_forward_batch is None else spec.max_forward_batch),
                          ("response timeout", spec.response_timeout_s),
                          ("max image pixels", spec.max_image_pixels)):
         if value < 1:
@@ -216,7 +217,8 @@ def write_model_config(path: Path, spec: ArchiveSpec, task: str) -> None:
         # runtime.RuntimeOptions; "auto": its default
         "handler": {"task": task, "max_image_pixels": spec.max_image_pixels,
                     "cpu_threads": spec.cpu_threads or "auto",
-                    "max_forward_batch": spec.max_forward_batch or "auto",
+                    "max_forward_batch": ("auto" if spec.max_forward_batch is None
+                                          else spec.max_forward_batch),
                     "cpu_memory": spec.cpu_memory, "cpu_layout": spec.cpu_layout},
     }
     if spec.device_type:

@@ -183,6 +183,20 @@ def test_unknown_cpu_settings_are_refused_before_anything_is_written(tmp_path, d
     assert listing(tmp_path / "out") == []
 
 
+@pytest.mark.parametrize("field,named", [("workers", "workers"), ("batch_size", "batch size"),
+                                         ("max_forward_batch", "max forward batch")])
+def test_a_count_below_one_is_refused_before_anything_is_written(tmp_path, det_checkpoint,
+                                                                 field, named):
+    from mmocr_serve.archive import ArchiveSpec, build_archive
+    from mmocr_serve.errors import ConversionError
+
+    spec = ArchiveSpec(config=DET_CONFIG, checkpoint=str(det_checkpoint),
+                       output_folder=str(tmp_path / "out"), **{field: 0})
+    with pytest.raises(ConversionError, match=f"^{named} must be at least 1, not 0$"):
+        build_archive(spec)
+    assert listing(tmp_path / "out") == []
+
+
 NOTICES = ("MMCV will release v2.0.0", "No CUDA runtime is found")
 
 
