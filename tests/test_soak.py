@@ -1,5 +1,5 @@
-"""A short soak run (the README's 30-minute one, bounded for CI): no errors, no worker
-memory growth above 10%."""
+"""A short soak run (the 30-minute one of docs/reliability.md, bounded for CI): no errors,
+no worker memory growth above 10%."""
 
 import json
 import subprocess

@@ -1,10 +1,11 @@
 """Served throughput and latency against the same model in-process, in one run.
 
-For each model: make (or take) a checkpoint, build one archive per batch size, measure
-in-process throughput on the same image (the ceiling), then start a real TorchServe on
-loopback ports and drive each archive with concurrent clients. Writes
-``OUT/<device>.json``, ``OUT/<device>.md`` (the table the README shows) and
-``OUT/<device>.png`` (throughput and p99 latency against concurrency).
+For each model: make (or take) a checkpoint, build one archive per batch size (and per
+``--variant``), measure in-process throughput on the same image (the ceiling), then start
+a real TorchServe on loopback ports and drive each archive with concurrent clients. Writes
+``OUT/NAME.json``, ``OUT/NAME.md`` (the tables kept in ``benchmarks/``, described in
+``docs/benchmarks.md``) and ``OUT/NAME.png`` (throughput and p99 latency against
+concurrency); NAME is ``--name``, else ``cpu`` or ``gpu``.
 
     python tools/benchmark.py [--duration 15] [--batch-sizes 1 4 8] [--concurrency 1 4 8 16]
 """
