@@ -38,13 +38,13 @@ class MMOCRHandler(BaseHandler):
                                                "batch_size": props.get("batch_size", 1),
                                                **model_yaml.get("handler", {})},
                                               other_keys=("task",))
-        apply_process_settings(options, self.device)
+        settings = apply_process_settings(options, self.device)
         self.engine = load_engine(props["model_dir"], self.device, options)
         self.context = context
         self.metrics = MetricsReporter(context.metrics)
         self.initialized = True
-        logger.info("mmocr-serve: %s model ready on %s (%d torch threads)", self.engine.task,
-                    self.device, torch.get_num_threads())
+        logger.info("mmocr-serve: %s model ready on %s (%s)", self.engine.task, self.device,
+                    settings or f"{torch.get_num_threads()} torch threads")
 
     def handle(self, data, context):
         """One JSON object per request, in order; a bad request fails only its own slot."""

@@ -16,6 +16,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # mmocr_serve beside this file
 
+from mmocr_serve.openmp import sleep_while_waiting  # noqa: E402
+
+sleep_while_waiting()  # before anything imports torch (mmocr_serve.openmp)
+
 from mmocr_serve.aiges_service import (OK, RESPONSE_KEY, AigesService, error_text,  # noqa: E402
                                        image_stream, response_node)
 

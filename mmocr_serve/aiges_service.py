@@ -93,8 +93,11 @@ def engine_from_wrapper_config(config: Mapping[str, str]):
     if others:
         logger.warning("mmocr-serve: [wrapper] keys ignored: %s", ", ".join(others))
     options = RuntimeOptions.from_mapping(config, other_keys=(*MODEL_KEYS, *others))
-    apply_process_settings(options, device)
-    return engine_from_models(models, device, options)
+    settings = apply_process_settings(options, device)
+    engine = engine_from_models(models, device, options)
+    logger.info("mmocr-serve: %s engine ready on %s (%s)", engine.task, device,
+                settings or "GPU")
+    return engine
 
 
 class AigesService:

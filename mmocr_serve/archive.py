@@ -8,14 +8,16 @@ import logging
 import re
 import shutil
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Dict, List, Optional
 
 from .decode import DEFAULT_MAX_PIXELS
+from .engine import ModelRunner
 from .errors import ConversionError, check_choice
 from .loading import (MANIFEST_NAME, ModelDirManifest, ModelFiles, build_model, load_config,
                       load_weights, model_task, read_checkpoint)
+from .onnx_backend import BACKENDS, export_network
 from .runtime import CPU_LAYOUTS, CPU_MEMORY
 from .tasks import DET, OCR, RECOG
 
@@ -52,6 +54,7 @@ class ArchiveSpec:
     max_forward_batch: Optional[int] = None  # None: see RuntimeOptions.forward_batch
     cpu_memory: str = "reuse"  # see runtime.CPU_MEMORY
     cpu_layout: str = "channels_last"  # see runtime.CPU_LAYOUTS
+    backend: str = "torch"  # the recognizer's network: see onnx_backend.BACKENDS
 
     @property
     def name(self) -> str:
@@ -84,10 +87,13 @@ def build_archive(spec: ArchiveSpec) -> Path:
                 f"an end-to-end archive needs a text detector then a text recognizer; "
                 f"CONFIG is a {roles[0]} model and --recog-config a {roles[1]} model")
     task = OCR if len(models) == 2 else models[0].role
+    if spec.backend != "torch" and models[-1].role != RECOG:
+        raise ConversionError(f"--backend {spec.backend} is for text recognizers (alone or in "
+                              "an end-to-end archive); detectors run in torch")
     spec.archive_path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".mmocr-serve-", dir=spec.archive_path.parent) as tmp:
         stage = Path(tmp) / "stage"
-        stage_model_dir(stage, task, models)
+        stage_model_dir(stage, task, models, spec.backend)
         write_model_config(Path(tmp) / "model-config.yaml", spec, task)
         built = run_archiver(spec, stage, Path(tmp))
         built.replace(spec.archive_path)
@@ -104,6 +110,7 @@ class ValidatedModel:
     state: dict
     meta: dict
     packed_files: Dict[str, Path]
+    model: object  # built with the checkpoint's weights, on the CPU
 
 
 def validated_model(config: str, checkpoint: str, cfg_options: dict,
@@ -112,8 +119,9 @@ def validated_model(config: str, checkpoint: str, cfg_options: dict,
     role = model_task(cfg)
     packed_files = referenced_files(cfg)
     state, meta = read_checkpoint(checkpoint, trust=spec.trust_checkpoint)
-    load_weights(build_model(cfg), state)
-    return ValidatedModel(role, cfg, state, meta, packed_files)
+    model = build_model(cfg)
+    load_weights(model, state)
+    return ValidatedModel(role, cfg, state, meta, packed_files, model)
 
 
 def check_spec(spec: ArchiveSpec) -> None:
@@ -140,6 +148,7 @@ def check_spec(spec: ArchiveSpec) -> None:
         raise ConversionError(f"max batch delay must be >= 0 ms, not {spec.max_batch_delay_ms}")
     check_choice("cpu memory", spec.cpu_memory, CPU_MEMORY, ConversionError)
     check_choice("cpu layout", spec.cpu_layout, CPU_LAYOUTS, ConversionError)
+    check_choice("backend", spec.backend, BACKENDS, ConversionError)
 
 
 def referenced_files(cfg) -> Dict[str, Path]:
@@ -169,12 +178,18 @@ def referenced_files(cfg) -> Dict[str, Path]:
     return {key: path.resolve() for key, path in found.items()}
 
 
-def stage_model_dir(stage: Path, task: str, models: List[ValidatedModel]) -> None:
+def stage_model_dir(stage: Path, task: str, models: List[ValidatedModel],
+                    backend: str = "torch") -> None:
     """Lay out the model directory that the archive carries."""
     stage.mkdir(parents=True)
     shutil.copytree(PACKAGE_DIR, stage / PACKAGE_DIR.name,
                     ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    # At the root, on the worker's PYTHONPATH: runs before the worker imports torch.
+    shutil.copy2(PACKAGE_DIR / "worker_site.py", stage / "sitecustomize.py")
     files = {model.role: stage_model(stage, model) for model in models}
+    if backend == "onnxruntime":
+        files[RECOG] = replace(files[RECOG], network=f"{RECOG}.onnx")
+        export_network(ModelRunner(models[-1].model), stage / files[RECOG].network)
     (stage / MANIFEST_NAME).write_text(ModelDirManifest(task=task, models=files).to_json())
 
 

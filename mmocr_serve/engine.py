@@ -19,6 +19,7 @@ import numpy as np
 from .decode import DEFAULT_MAX_PIXELS, decode_image, split_request
 from .errors import ConversionError, InferenceError, ModelLoadError, ServeError, UnprocessableImage
 from .loading import ModelDirManifest, load_model
+from .onnx_backend import OnnxNetwork, results_from_scores
 from .options import NO_OPTIONS, RequestOptions, parse_options
 from .results import DetectionResult, OCRItem, OCRResult, Recognition, readtext_score
 from .runtime import RuntimeOptions
@@ -128,6 +129,7 @@ class ModelRunner:
                                                to_float32=self.to_float32)
         self.max_batch = max(1, int(max_batch))
         self.channels_last = False  # see ``use_channels_last``
+        self.network = None  # a recognizer's onnx_backend.OnnxNetwork, where it has one
         self.architecture = type(model).__name__
         self.batches = self.architecture not in UNBATCHABLE
         if not self.batches:
@@ -302,6 +304,9 @@ class ModelRunner:
         data = self._collate(datas)
         batched_test = BATCHED_TESTS.get(self.architecture) if len(datas) > 1 else None
         with torch.no_grad():
+            if self.network is not None and not isinstance(data["img"], list):
+                scores = self.network(data["img"])  # an augmented test stays in torch
+                return results_from_scores(self.model, data["img"], scores, data["img_metas"])
             if batched_test is not None:
                 return batched_test(self.model, _only_view(data["img"]),
                                     _only_view(data["img_metas"]))
@@ -470,13 +475,16 @@ def load_engine(model_dir: Union[str, Path], device: str = "cpu",
     models = {role: (model_dir / files.config, model_dir / files.checkpoint,
                      {key: str(model_dir / rel) for key, rel in files.files.items()})
               for role, files in manifest.models.items()}
-    return engine_from_models(models, device, options)
+    networks = {role: model_dir / files.network for role, files in manifest.models.items()
+                if files.network}
+    return engine_from_models(models, device, options, networks=networks)
 
 
 def engine_from_models(models: Dict[str, tuple], device: str = "cpu",
-                       options: Optional[RuntimeOptions] = None,
-                       trust: bool = False) -> OCREngine:
-    """Build the engine from ``{"det"|"recog": (config, checkpoint[, cfg_options])}``.
+                       options: Optional[RuntimeOptions] = None, trust: bool = False,
+                       networks: Optional[Dict[str, Path]] = None) -> OCREngine:
+    """Build the engine from ``{"det"|"recog": (config, checkpoint[, cfg_options])}``;
+    ``networks`` names a role's exported ONNX network, which CPU workers run.
 
     Raises:
         ModelLoadError: a model cannot be built or loaded, or is not of its role.
@@ -495,8 +503,29 @@ def engine_from_models(models: Dict[str, tuple], device: str = "cpu",
             raise ModelLoadError(f"{config} is a {runners[role].task} model, given as {role}")
         if device == "cpu" and options.cpu_layout == "channels_last":
             runners[role].use_channels_last()
+        if role in (networks or {}):
+            runners[role].network = onnx_network(networks[role], device)
     return OCREngine(detector=runners.get(DET), recognizer=runners.get(RECOG),
                      max_pixels=options.max_image_pixels)
+
+
+def onnx_network(path: Path, device: str):
+    """The exported network in ONNX Runtime on a CPU worker; None on a GPU, where the
+    network runs in torch (the onnxruntime package runs on CPUs only).
+
+    Raises:
+        ModelLoadError: ONNX Runtime cannot load the network.
+    """
+    import torch
+
+    if device != "cpu":
+        logger.info("mmocr-serve: %s: the recognizer runs in torch on %s", path.name, device)
+        return None
+    try:
+        return OnnxNetwork(path, threads=torch.get_num_threads())
+    except Exception as err:
+        raise ModelLoadError(f"ONNX Runtime cannot load {path}: {type(err).__name__}: {err}"
+                             ) from None
 
 
 def _result_or_raise(outcome):

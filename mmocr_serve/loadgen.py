@@ -1,14 +1,18 @@
 """A closed-loop HTTP load generator: N clients, each sending its next request when the
-last one is answered (for the benchmark and the soak run; loopback servers only)."""
+last one is answered (for the benchmark and the soak run; loopback servers only); and
+busy neighbour processes, for measuring a server on a shared CPU."""
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import itertools
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Iterator, List, Optional, Sequence
 from urllib.parse import urlsplit
 
 
@@ -109,3 +113,21 @@ def drive(url: str, bodies: Sequence[bytes], concurrency: int, duration_s: float
         thread.join()
     result.elapsed_s = time.monotonic() - began
     return result
+
+
+# A busy loop that ends itself after argv[1] seconds, should its parent never stop it.
+_BURN = "import sys, time\nend = time.monotonic() + float(sys.argv[1])\nwhile time.monotonic() < end: pass"
+
+
+@contextlib.contextmanager
+def cpu_burners(count: int, max_s: float = 900) -> Iterator[List[subprocess.Popen]]:
+    """``count`` busy neighbour processes (one Python busy loop each, scheduled wherever
+    the kernel puts them) while the block runs; each ends by itself after ``max_s``."""
+    burners = [subprocess.Popen([sys.executable, "-c", _BURN, str(max_s)]) for _ in range(count)]
+    try:
+        time.sleep(0.5 if burners else 0)  # let them reach the run queue
+        yield burners
+    finally:
+        for burner in burners:
+            burner.kill()
+            burner.wait()

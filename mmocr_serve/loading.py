@@ -26,6 +26,7 @@ class ModelFiles:
     checkpoint: str
     # config key (dotted) -> packed file, re-pointed at load time
     files: Dict[str, str] = field(default_factory=dict)
+    network: Optional[str] = None  # an exported ONNX network (onnx_backend), if any
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,10 @@ import dataclasses
 import logging
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
 
+from . import openmp
 from .decode import DEFAULT_MAX_PIXELS
 from .errors import ModelLoadError, check_choice
 
@@ -86,23 +88,110 @@ class RuntimeOptions:
             return self.max_forward_batch
         return GPU_MAX_FORWARD_BATCH if device != "cpu" or crops else self.batch_size
 
-    def threads(self) -> int:
+    def threads(self, proc: Path = Path("/proc/self")) -> "ThreadChoice":
         """Torch threads for one CPU worker: ``cpu_threads`` (or the
-        ``MMOCR_SERVE_CPU_THREADS`` variable), else the cores shared evenly by the workers."""
-        value = os.environ.get("MMOCR_SERVE_CPU_THREADS") or self.cpu_threads
+        ``MMOCR_SERVE_CPU_THREADS`` variable), else the CPUs this process may run on (the
+        smaller of its affinity mask and its cgroup CPU quota) shared evenly by the workers.
+        ``proc``: where ``cgroup_cpu_quota`` reads this process's cgroups."""
+        value = os.environ.get("MMOCR_SERVE_CPU_THREADS")
         if value not in (None, "", "0", "auto"):
-            return max(1, int(value))
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-        return max(1, (cores or 1) // max(1, self.workers))
+            return ThreadChoice(max(1, int(value)), "MMOCR_SERVE_CPU_THREADS")
+        if self.cpu_threads is not None:
+            return ThreadChoice(self.cpu_threads, "cpu_threads")
+        affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+        affinity = affinity or os.cpu_count() or 1
+        quota = cgroup_cpu_quota(proc)
+        cpus, source = affinity, f"affinity: {affinity} cores"
+        if quota is not None and int(quota) < affinity:
+            cpus, source = max(1, int(quota)), f"quota: cgroup CPU quota {quota:g}"
+        if self.workers > 1 and cpus // self.workers < cpus:
+            return ThreadChoice(max(1, cpus // self.workers),
+                                f"workers: {cpus} CPUs shared by {self.workers} workers")
+        return ThreadChoice(cpus, source)
 
 
-def apply_process_settings(options: RuntimeOptions, device: str) -> None:
-    """Torch's thread count and, on a CPU, the malloc mode, for this whole process."""
+@dataclass(frozen=True)
+class ThreadChoice:
+    """A torch thread count and where it came from, for the worker's start-up line."""
+
+    count: int
+    source: str
+
+    def __str__(self) -> str:
+        return f"{self.count} torch threads ({self.source})"
+
+
+def cgroup_cpu_quota(proc: Path = Path("/proc/self")) -> Optional[float]:
+    """The CPUs that the cgroups of this process allow (quota / period, the smallest on
+    the way to the hierarchy's root), or None without a quota.
+
+    ``docker run --cpus`` and a Kubernetes CPU limit set such a quota; the affinity mask
+    does not show it. Reads cgroup v2 (``cpu.max``) and v1 (``cpu.cfs_quota_us`` /
+    ``cpu.cfs_period_us``) mounts as ``/proc/self/mountinfo`` lists them.
+    """
+    try:
+        mounts = (proc / "mountinfo").read_text().splitlines()
+        memberships = (proc / "cgroup").read_text().splitlines()
+    except OSError:
+        return None
+    paths = {}  # "" for v2, else a v1 controller -> this process's cgroup path
+    for line in memberships:
+        _, controllers, path = line.split(":", 2)
+        for name in controllers.split(",") if controllers else [""]:
+            paths[name] = path
+    limits = []
+    for line in mounts:
+        fields, _, tail = line.partition(" - ")
+        fields, tail = fields.split(), tail.split()
+        if len(fields) < 5 or len(tail) < 3:
+            continue
+        if tail[0] == "cgroup2" and "" in paths:
+            path = paths[""]
+        elif tail[0] == "cgroup" and "cpu" in tail[2].split(",") and "cpu" in paths:
+            path = paths["cpu"]
+        else:
+            continue
+        limits += _quotas_up_to_root(Path(fields[4]), fields[3], path, tail[0] == "cgroup2")
+    return min(limits) if limits else None
+
+
+def _quotas_up_to_root(mount: Path, mount_root: str, path: str, v2: bool) -> list:
+    """CPU quotas of ``path`` and its ancestors inside one cgroup mount. Inside a
+    container, the mount's root is the container's own cgroup, which its path may not name."""
+    rel = os.path.relpath(path, mount_root) if path.startswith(mount_root) else "."
+    here = (mount / rel).resolve() if (mount / rel).is_dir() else mount
+    found = []
+    while True:
+        try:
+            if v2:
+                quota, period = (here / "cpu.max").read_text().split()[:2]
+            else:
+                quota = (here / "cpu.cfs_quota_us").read_text().strip()
+                period = (here / "cpu.cfs_period_us").read_text().strip()
+            if quota not in ("max", "-1") and int(period) > 0:
+                found.append(int(quota) / int(period))
+        except (OSError, ValueError):
+            pass
+        if here == mount or mount not in here.parents:
+            return found
+        here = here.parent
+
+
+def apply_process_settings(options: RuntimeOptions, device: str) -> Optional[str]:
+    """Torch's thread count and, on a CPU, the malloc mode, for this whole process.
+
+    Returns:
+        On a CPU, the thread count, where it came from and the OpenMP wait policy, for
+        the worker's start-up line; else None.
+    """
     import torch
 
-    if device == "cpu":
-        torch.set_num_threads(options.threads())
-        set_cpu_memory(options.cpu_memory)
+    if device != "cpu":
+        return None
+    threads = options.threads()
+    torch.set_num_threads(threads.count)
+    set_cpu_memory(options.cpu_memory)
+    return f"{threads}; {openmp.describe()}"
 
 
 def set_cpu_memory(mode: str) -> bool:

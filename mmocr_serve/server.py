@@ -44,6 +44,7 @@ class TorchServeProcess:
     overrides: Optional[Dict[str, str]] = None
     base_config: Path = REPO_CONFIG
     keep_hosts: bool = False  # bind where base_config says (only the ports change)
+    env: Optional[Dict[str, Optional[str]]] = None  # for TorchServe and its workers; None unsets
 
     def __post_init__(self):
         self.workdir = Path(self.workdir)
@@ -88,6 +89,8 @@ class TorchServeProcess:
         env = dict(os.environ, TMPDIR=str(self.workdir / "tmp"),
                    LOG_LOCATION=str(self.workdir / "logs"),
                    METRICS_LOCATION=str(self.workdir / "logs"))
+        for key, value in (self.env or {}).items():
+            env.pop(key, None) if value is None else env.__setitem__(key, value)
         self.log = open(self.workdir / "torchserve.out", "wb")
         self.proc = subprocess.Popen(cmd, cwd=self.workdir, env=env, stdout=self.log,
                                      stderr=subprocess.STDOUT, start_new_session=True)

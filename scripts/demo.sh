@@ -49,6 +49,8 @@ else
 fi
 
 echo "[demo] starting TorchServe (inference on :8080, management on 127.0.0.1:8081)"
+# Idle OpenMP threads sleep instead of spinning (docs/batching.md); a value you set is kept.
+export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
 mkdir -p logs
 torchserve --start --ncs --model-store ./checkpoints --models "$NAME=$NAME.mar" \
     --ts-config config.properties >logs/torchserve.out 2>&1

@@ -72,7 +72,8 @@ build_mmcv() {
     # setup.py imports torch and pkg_resources: no build isolation, setuptools 80 (pinned).
     # MMCV_CUDA=1 compiles the CUDA ops too, without a visible GPU (docker build).
     [ "${MMCV_CUDA:-0}" = 1 ] && export FORCE_CUDA=1
-    MMCV_WITH_OPS=1 MAX_JOBS="${MAX_JOBS:-$(nproc)}" "${PIP[@]}" wheel -v \
+    # torch's extension builder compiles in parallel only with a ninja on PATH: the venv's.
+    PATH="$VENV/bin:$PATH" MMCV_WITH_OPS=1 MAX_JOBS="${MAX_JOBS:-$(nproc)}" "${PIP[@]}" wheel -v \
         --no-build-isolation --no-deps -c "$CONSTRAINTS" -w "$dir.partial" "mmcv-full==$mmcv" \
         2>&1 | grep -E --line-buffered '^ *\[[0-9]+/[0-9]+\]|Created wheel|[Ee]rror:' \
         | sed -u -E 's/^ *(\[[0-9]+\/[0-9]+\]).*/  compiling mmcv ops \1/; s/^(.{160}).*/\1/' || true

@@ -36,6 +36,9 @@ def test_deployment_probes_gpu_and_model_store():
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
         assert container[probe]["httpGet"]["path"] == "/ping"
     assert container["resources"]["limits"]["nvidia.com/gpu"] == 1
+    # the worker's threads follow the CPU limit; waiting OpenMP threads sleep
+    assert container["resources"]["limits"]["cpu"] == container["resources"]["requests"]["cpu"]
+    assert {"name": "OMP_WAIT_POLICY", "value": "PASSIVE"} in container["env"]
     mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
     assert mounts["model-store"] == "/home/model-server/model-store"
     assert pod["securityContext"]["runAsNonRoot"] is True

@@ -21,7 +21,7 @@ ENTRYPOINT = ROOT / "docker" / "serve" / "entrypoint.py"
 MODEL_STORE = "/home/model-server/model-store"
 MOUNT_TARGETS = {"serve": MODEL_STORE, "aiges": "/home/aiges/models"}
 PORTS = {"serve": "-p8080:8080", "aiges": "-p8888:8888"}
-PY39_DIFFERS = {"torch", "torchvision", "pillow", "pytest"}  # no Python 3.9 wheels at the lock's versions
+PY39_DIFFERS = {"torch", "torchvision", "pillow", "pytest", "onnxruntime"}  # no Python 3.9 wheels at the lock's versions
 
 
 def pins(path: Path) -> list:

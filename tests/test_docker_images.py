@@ -187,6 +187,25 @@ def test_docker_stop_ends_it_cleanly_within_10_s(container):
     assert "TorchServe stopped" in docker("logs", CONTAINER).stdout
 
 
+def test_a_cpu_quota_sets_the_worker_threads(serving_image, container, workdir):
+    """``docker run --cpus 1`` on a machine of more cores: the worker reads the cgroup
+    quota, not the host's cores, and its OpenMP threads sleep while they wait."""
+    name = f"{CONTAINER}-cpus1"
+    store = workdir / "docker-model-store"  # the container fixture's copy
+    docker("rm", "-f", name, check=False)
+    docker("run", "-d", "--name", name, "--cpus", "1", "--mount",
+           f"type=bind,source={store},target=/home/model-server/model-store,readonly",
+           serving_image, "--models", "crnn=crnn.mar")
+    try:
+        wait_until(lambda: "model ready" in docker("logs", name, check=False).stdout, 300,
+                   "the --cpus 1 container's worker ready")
+        ready = [line for line in docker("logs", name).stdout.splitlines() if "model ready" in line]
+        assert "1 torch threads (quota: cgroup CPU quota 1)" in ready[0], ready
+        assert "OMP_WAIT_POLICY=PASSIVE" in ready[0], ready
+    finally:
+        docker("rm", "-f", name, check=False)
+
+
 def test_the_aiges_image_passes_the_loader_tests_under_python_39(engine):
     """The loader's base is not public: a Debian 11 stand-in with its Python 3.9."""
     base = base_image("debian:bullseye-slim", "bullseye")

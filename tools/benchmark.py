@@ -8,6 +8,11 @@ a real TorchServe on loopback ports and drive each archive with concurrent clien
 concurrency); NAME is ``--name``, else ``cpu`` or ``gpu``.
 
     python tools/benchmark.py [--duration 15] [--batch-sizes 1 4 8] [--concurrency 1 4 8 16]
+
+``--shared`` runs the shared-CPU study instead: the demo recognizer, detector and
+end-to-end archive quiet, beside busy neighbour processes and inside the serving container
+under ``docker run --cpus``, each with the default settings and against libgomp's spinning
+wait policy, one pinned thread and the ONNX Runtime recognizer (``benchmarks/cpu-shared.md``).
 """
 
 from __future__ import annotations
@@ -56,6 +61,7 @@ class BenchmarkConfig:
     name: Optional[str] = None  # the results' file name: OUT/NAME.{md,json,png}; default cpu or gpu
     # archive settings to compare with the defaults, each served beside them: ("KEY=VALUE",)
     variants: Sequence[str] = ()
+    shared: bool = False  # the shared-CPU study instead (``shared_cpu_study``)
 
 
 def log(message: str) -> None:
@@ -440,6 +446,220 @@ def plot(report: dict, path: Path) -> None:
     fig.savefig(path, dpi=100)
 
 
+# The shared-CPU study (``--shared``): the demo models, each setting served by a
+# TorchServe (or a container) of its own. Setting -> (archive settings, worker environment).
+SPIN = {"OMP_WAIT_POLICY": ""}  # libgomp's default (spin, then sleep): the archives' own
+# sitecustomize keeps a value that is set, and libgomp takes an empty one for unset
+SHARED_SETTINGS = {
+    "default": ({}, {}),
+    "spin": ({}, SPIN),
+    "1 thread": ({"cpu_threads": 1}, {}),
+    "onnxruntime": ({"backend": "onnxruntime"}, {}),
+}
+SHARED_MODELS = {  # label -> (archive sources, image, seconds per window)
+    "crnn_b1": (dict(config="demo/models/crnn_demo.py", batch_size=1), "demo/demo_text_recog.jpg", 8),
+    "dbnet_b1": (dict(config="demo/models/dbnet_demo.py"), "demo/demo_text_det.jpg", 15),
+    "ocr": (dict(config="demo/models/dbnet_demo.py", recog_config="demo/models/crnn_demo.py"),
+            "demo/demo_page.jpg", 15),
+}
+CONTAINER_SETTINGS = {  # docker run --cpus N with the serving image's defaults, and against them
+    "default": {},
+    "1 thread": {"MMOCR_SERVE_CPU_THREADS": "1"},
+    "2 threads, spin": {"MMOCR_SERVE_CPU_THREADS": "2", **SPIN},
+}
+
+
+def shared_archives(store: Path, setting: str) -> List[str]:
+    """The demo archives of one setting in ``store``; ``NAME=FILE`` for TorchServe."""
+    from mmocr_serve.archive import ArchiveSpec, build_archive
+
+    settings, _ = SHARED_SETTINGS[setting]
+    models = []
+    for label, (sources, _, _) in SHARED_MODELS.items():
+        if settings.get("backend") and label.startswith("dbnet"):
+            continue  # detectors stay in torch
+        paths = {key: str(ROOT / value) for key, value in sources.items() if key.endswith("config")}
+        paths.update({key.replace("config", "checkpoint"): trained(value)
+                      for key, value in sources.items() if key.endswith("config")})
+        build_archive(ArchiveSpec(**paths, **settings, output_folder=str(store), model_name=label,
+                                  batch_size=sources.get("batch_size", 1), force=True))
+        models.append(f"{label}={label}.mar")
+    return models
+
+
+def drive_once(url: str, label: str, seconds: float) -> dict:
+    """One client, one request after another, for ``seconds`` (and at least 3 requests)."""
+    from mmocr_serve.loadgen import LoadResult, drive
+
+    image = (ROOT / SHARED_MODELS[label][1]).read_bytes()
+    drive(url, [image], 1, duration_s=60, max_requests=2)  # warm-up
+    windows = [drive(url, [image], 1, duration_s=seconds)]
+    if windows[0].ok < 3:
+        windows.append(drive(url, [image], 1, duration_s=600, max_requests=3 - windows[0].ok))
+    result = LoadResult.combined(windows)
+    if result.errors:
+        raise RuntimeError(f"{url}: {result.statuses}")
+    return result.summary()
+
+
+def shared_cpu_study(cfg: BenchmarkConfig) -> dict:
+    """p50/p99 of each demo archive and setting, quiet and beside busy neighbours."""
+    from mmocr_serve.loadgen import cpu_burners
+    from mmocr_serve.server import TorchServeProcess
+
+    cores = len(os.sched_getaffinity(0))
+    conditions = {"quiet": 0, "1 burner": 1, f"{cores} burners": cores}
+    rows = []
+    with contextlib.ExitStack() as stack:
+        servers = {}
+        for setting, (_, env) in SHARED_SETTINGS.items():
+            store = cfg.workdir / "shared" / setting.replace(" ", "-")
+            models = shared_archives(store, setting)
+            log(f"  starting TorchServe for {setting}: {', '.join(models)}")
+            servers[setting] = stack.enter_context(TorchServeProcess(
+                model_store=store, models=models, workdir=store / "torchserve", env=env))
+        for turn, (condition, burners) in enumerate(conditions.items()):
+            with cpu_burners(burners):
+                for label in SHARED_MODELS:
+                    for setting in round_order(list(servers), turn):
+                        if f"{label}={label}.mar" not in servers[setting].models:
+                            continue
+                        url = f"{servers[setting].inference_url}/predictions/{label}"
+                        row = {"model": label, "setting": setting, "condition": condition,
+                               "where": "host", **drive_once(url, label, SHARED_MODELS[label][2])}
+                        rows.append(row)
+                        log(f"  {condition}, {label}, {setting}: p50 {row['p50_ms']:.0f} ms, "
+                            f"p99 {row['p99_ms']:.0f} ms ({row['requests']} requests)")
+    return {"machine": machine_description(), "rows": rows + container_study(cfg)}
+
+
+def container_study(cfg: BenchmarkConfig, image: str = "mmocr-serve:cpu") -> List[dict]:
+    """The serving image under ``docker run --cpus 1`` and ``--cpus 2``, each setting of
+    ``CONTAINER_SETTINGS`` in a container of its own; none where the image is absent."""
+    import subprocess
+
+    from mmocr_serve.server import free_port
+
+    docker = shutil.which("docker") and "/usr/bin/docker"
+    if not docker or subprocess.run([docker, "image", "inspect", image],
+                                    capture_output=True).returncode != 0:
+        log(f"  no {image} image (bash scripts/test.sh -m docker builds it): containers skipped")
+        return []
+    store = cfg.workdir / "shared" / "default"
+    rows = []
+    for cpus in ("1", "2"):
+        for setting, env in CONTAINER_SETTINGS.items():
+            port = free_port()
+            name = f"mmocr-serve-bench-{port}"
+            subprocess.run([docker, "run", "-d", "--rm", "--name", name, "--cpus", cpus,
+                            "-p", f"127.0.0.1:{port}:8080", *[f"-e{k}={v}" for k, v in env.items()],
+                            "--mount", f"type=bind,source={store},target=/home/model-server/"
+                            "model-store,readonly", image], check=True, capture_output=True)
+            try:
+                wait_answering(f"http://127.0.0.1:{port}", list(SHARED_MODELS))
+                threads = container_threads(docker, name)
+                for label in SHARED_MODELS:
+                    url = f"http://127.0.0.1:{port}/predictions/{label}"
+                    row = {"model": label, "setting": setting, "condition": f"--cpus {cpus}",
+                           "where": "container", "threads": threads.get(label),
+                           **drive_once(url, label, SHARED_MODELS[label][2])}
+                    rows.append(row)
+                    log(f"  --cpus {cpus}, {label}, {setting} ({row['threads']}): "
+                        f"p50 {row['p50_ms']:.0f} ms, p99 {row['p99_ms']:.0f} ms")
+            finally:
+                subprocess.run([docker, "rm", "-f", name], capture_output=True)
+    return rows
+
+
+def wait_answering(base: str, labels: Sequence[str], timeout_s: float = 300) -> None:
+    import urllib.request
+
+    deadline = time.monotonic() + timeout_s
+    for label in labels:
+        body = (ROOT / SHARED_MODELS[label][1]).read_bytes()
+        while True:
+            try:
+                request = urllib.request.Request(f"{base}/predictions/{label}", data=body,
+                                                 headers={"Content-Type": "application/octet-stream"})
+                with urllib.request.urlopen(request, timeout=60):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{base}: {label} did not answer in {timeout_s} s")
+                time.sleep(2)
+
+
+def container_threads(docker: str, name: str) -> Dict[str, str]:
+    """Each model's start-up line in the container's log: its threads and where from."""
+    import re
+    import subprocess
+
+    logs = subprocess.run([docker, "logs", name], capture_output=True, text=True)
+    found = {}
+    for line in (logs.stdout + logs.stderr).splitlines():
+        match = re.search(r"W-\d+-(\S+?)_[\d.]+-stdout.*model ready on cpu \("
+                          r"(\d+ torch threads \(.*?\))", line)
+        if match:
+            found[match.group(1)] = match.group(2)
+    return found
+
+
+def shared_p50(rows: List[dict], model: str, setting: str, condition: str) -> Optional[float]:
+    found = [r["p50_ms"] for r in rows
+             if (r["model"], r["setting"], r["condition"]) == (model, setting, condition)]
+    return found[0] if found else None
+
+
+def shared_floors(report: dict) -> List[str]:
+    """PASS/FAIL lines for the shared-CPU floors, and the ratios they rest on."""
+    rows, lines = report["rows"], []
+    cores = report["machine"]["cores"]
+    quiet = shared_p50(rows, "crnn_b1", "default", "quiet")
+    loaded = shared_p50(rows, "crnn_b1", "default", f"{cores} burners")
+    if quiet and loaded:
+        lines.append(f"{'PASS' if loaded <= 2 * quiet else 'FAIL'} crnn_b1: p50 with a burner "
+                     f"per core {loaded:.0f} ms / quiet {quiet:.0f} ms = x{loaded / quiet:.2f} "
+                     "(floor x2)")
+    for model in SHARED_MODELS:
+        pinned = shared_p50(rows, model, "1 thread", "--cpus 1")
+        for setting in CONTAINER_SETTINGS:
+            mine = shared_p50(rows, model, setting, "--cpus 1")
+            if setting != "1 thread" and mine and pinned:
+                verdict = "" if setting != "default" else (
+                    "PASS " if mine <= 1.1 * pinned else "FAIL ")
+                lines.append(f"{verdict}{model}: --cpus 1, {setting} p50 {mine:.0f} ms / pinned "
+                             f"to 1 thread {pinned:.0f} ms = x{mine / pinned:.2f}"
+                             + (" (floor x1.1: the same setting, within noise)" if verdict else ""))
+        for condition in ("quiet", "1 burner", f"{cores} burners"):
+            ours, spin = (shared_p50(rows, model, s, condition) for s in ("default", "spin"))
+            if ours and spin:
+                lines.append(f"{model}: {condition}, OMP_WAIT_POLICY=PASSIVE p50 {ours:.0f} ms "
+                             f"vs libgomp's default {spin:.0f} ms (x{ours / spin:.2f})")
+            onnx = shared_p50(rows, model, "onnxruntime", condition)
+            if ours and onnx and condition != f"{cores} burners":
+                lines.append(f"{model}: {condition}, ONNX Runtime recognizer p50 {onnx:.0f} ms vs "
+                             f"torch {ours:.0f} ms: x{ours / onnx:.2f} faster")
+    return lines
+
+
+def shared_markdown(report: dict) -> str:
+    m = report["machine"]
+    out = [f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB; torch "
+           f"{m['torch']}, Python {m['python']}. One client, one request after another; each "
+           "setting served by a TorchServe of its own (host) or a container of its own "
+           "(`docker run --cpus N`, the serving image). A burner is a Python busy loop.", "",
+           "| archive | setting | where | condition | requests | p50 ms | p99 ms | p50 / quiet |",
+           "|---|---|---|---|---:|---:|---:|---:|"]
+    for r in report["rows"]:
+        base = shared_p50(report["rows"], r["model"], r["setting"], "quiet")
+        ratio = f"x{r['p50_ms'] / base:.2f}" if base and r["where"] == "host" else ""
+        setting = r["setting"] + (f" ({r['threads']})" if r.get("threads") else "")
+        out.append(f"| {r['model']} | {setting} | {r['where']} | {r['condition']} | "
+                   f"{r['requests']} | {r['p50_ms']:.0f} | {r['p99_ms']:.0f} | {ratio} |")
+    out += ["", "```", *shared_floors(report), "```", ""]
+    return "\n".join(out)
+
+
 def parse_args(argv: Optional[List[str]] = None) -> BenchmarkConfig:
     defaults = BenchmarkConfig()
     parser = argparse.ArgumentParser(description=__doc__,
@@ -459,6 +679,9 @@ def parse_args(argv: Optional[List[str]] = None) -> BenchmarkConfig:
     parser.add_argument("--no-thread-study", action="store_true",
                         help="skip the CPU workers x threads comparison")
     parser.add_argument("--name", help="write OUT/NAME.md, .json and .png (default: cpu or gpu)")
+    parser.add_argument("--shared", action="store_true",
+                        help="instead: the demo models quiet, beside busy neighbours and under "
+                        "docker run --cpus (benchmarks/cpu-shared.md)")
     parser.add_argument("--variant", action="append", default=[], metavar="KEY=VALUE",
                         help="also serve archives with this converter setting (e.g. "
                         "cpu_layout=contiguous) beside the defaults; repeatable")
@@ -470,13 +693,21 @@ def parse_args(argv: Optional[List[str]] = None) -> BenchmarkConfig:
                            min_images=args.min_images, rounds=args.rounds,
                            max_batch_delay_ms=args.max_batch_delay, out_dir=args.out_dir.resolve(),
                            workdir=args.workdir.resolve(), thread_study=not args.no_thread_study,
-                           name=args.name, variants=tuple(args.variant))
+                           name=args.name, variants=tuple(args.variant), shared=args.shared)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     cfg = parse_args(argv)
     cfg.workdir.mkdir(parents=True, exist_ok=True)
     cfg.out_dir.mkdir(parents=True, exist_ok=True)
+    if cfg.shared:
+        report = shared_cpu_study(cfg)
+        kind = cfg.name or "cpu-shared"
+        (cfg.out_dir / f"{kind}.json").write_text(json.dumps(report, indent=1))
+        (cfg.out_dir / f"{kind}.md").write_text(shared_markdown(report))
+        print(shared_markdown(report))
+        log(f"wrote {cfg.out_dir / kind}.md and .json")
+        return 0
     report = run(cfg)
     kind = cfg.name or ("gpu" if report["machine"]["gpu"] else "cpu")
     (cfg.out_dir / f"{kind}.json").write_text(json.dumps(report, indent=1))

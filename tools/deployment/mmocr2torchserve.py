@@ -14,6 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository r
 from mmocr_serve.archive import DEVICE_TYPES, ArchiveSpec, build_archive  # noqa: E402
 from mmocr_serve.decode import DEFAULT_MAX_PIXELS  # noqa: E402
 from mmocr_serve.errors import ServeError  # noqa: E402
+from mmocr_serve.onnx_backend import BACKENDS  # noqa: E402
 from mmocr_serve.runtime import CPU_LAYOUTS, CPU_MEMORY  # noqa: E402
 
 
@@ -55,8 +56,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     group.add_argument("--max-image-pixels", type=int, default=DEFAULT_MAX_PIXELS,
                        help="larger images are refused with 413")
     group.add_argument("--cpu-threads", type=int, default=None,
-                       help="torch threads per CPU worker (default: cores // workers; "
-                       "the MMOCR_SERVE_CPU_THREADS variable overrides at start)")
+                       help="torch threads per CPU worker (default: the CPUs the worker may "
+                       "use, its affinity and cgroup quota, divided by the workers; the "
+                       "MMOCR_SERVE_CPU_THREADS variable overrides at start)")
     group.add_argument("--max-forward-batch", type=positive, default=defaults.max_forward_batch,
                        help="most images (or end-to-end crops) in one forward pass (default: "
                        "32 on a GPU and for end-to-end crops, else the batch size)")
@@ -66,6 +68,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     group.add_argument("--cpu-layout", choices=sorted(CPU_LAYOUTS), default=defaults.cpu_layout,
                        help="channels_last: a CPU worker stores convolution weights NHWC "
                        "(faster; models with mmcv ops stay contiguous); contiguous: NCHW")
+    group.add_argument("--backend", choices=sorted(BACKENDS), default=defaults.backend,
+                       help="onnxruntime: export the recognizer's network, check it against "
+                       "torch, and run it in ONNX Runtime on CPU workers")
     return parser.parse_args(argv)
 
 
@@ -97,7 +102,7 @@ def spec_from_args(args: argparse.Namespace) -> ArchiveSpec:
         max_batch_delay_ms=args.max_batch_delay, response_timeout_s=args.response_timeout,
         device_type=args.device_type, max_image_pixels=args.max_image_pixels,
         cpu_threads=args.cpu_threads, max_forward_batch=args.max_forward_batch,
-        cpu_memory=args.cpu_memory, cpu_layout=args.cpu_layout)
+        cpu_memory=args.cpu_memory, cpu_layout=args.cpu_layout, backend=args.backend)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
