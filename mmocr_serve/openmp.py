@@ -2,7 +2,7 @@
 
 torch's OpenMP runtime (libgomp) spins threads that wait at a barrier. On a machine that
 other processes share, or under a cgroup CPU quota, a spinning thread takes the core its
-partner needs, and one busy neighbour can slow a 2-thread pass a hundred times
+partner needs, and busy neighbours can slow a 2-thread pass many times over
 (benchmarks/cpu-shared.md). ``OMP_WAIT_POLICY=PASSIVE`` makes them sleep.
 
 libgomp reads the variable once, when it loads, that is when torch is first imported. A

@@ -137,7 +137,7 @@ def test_the_worker_runs_with_the_policy_libgomp_loaded_with(crnn_b1_store, work
 def test_busy_neighbours_on_every_core_leave_batch_1_latency_within_3x(crnn_b1_store, workdir,
                                                                      image_files):
     """A pathology check, not a timing floor: with OpenMP threads that spin, one busy
-    process per core slowed this archive about five times (benchmarks/cpu-shared.md)."""
+    process per core slowed this archive several times (benchmarks/cpu-shared.md)."""
     from mmocr_serve.loadgen import cpu_burners, drive
 
     body = image_files["word.png"].read_bytes()

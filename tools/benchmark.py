@@ -456,7 +456,7 @@ SHARED_SETTINGS = {
     "1 thread": ({"cpu_threads": 1}, {}),
     "onnxruntime": ({"backend": "onnxruntime"}, {}),
 }
-SHARED_MODELS = {  # label -> (archive sources, image, seconds per window)
+SHARED_MODELS = {  # label -> (archive sources, image, seconds per window at --duration 15)
     "crnn_b1": (dict(config="demo/models/crnn_demo.py", batch_size=1), "demo/demo_text_recog.jpg", 8),
     "dbnet_b1": (dict(config="demo/models/dbnet_demo.py"), "demo/demo_text_det.jpg", 15),
     "ocr": (dict(config="demo/models/dbnet_demo.py", recog_config="demo/models/crnn_demo.py"),
@@ -502,6 +502,10 @@ def drive_once(url: str, label: str, seconds: float) -> dict:
     return result.summary()
 
 
+def window_s(cfg: BenchmarkConfig, label: str) -> float:
+    return SHARED_MODELS[label][2] * cfg.duration_s / BenchmarkConfig.duration_s
+
+
 def shared_cpu_study(cfg: BenchmarkConfig) -> dict:
     """p50/p99 of each demo archive and setting, quiet and beside busy neighbours."""
     from mmocr_serve.loadgen import cpu_burners
@@ -517,7 +521,8 @@ def shared_cpu_study(cfg: BenchmarkConfig) -> dict:
             models = shared_archives(store, setting)
             log(f"  starting TorchServe for {setting}: {', '.join(models)}")
             servers[setting] = stack.enter_context(TorchServeProcess(
-                model_store=store, models=models, workdir=store / "torchserve", env=env))
+                model_store=store, models=models, env=env,
+                workdir=cfg.workdir / "shared" / f"torchserve-{setting.replace(' ', '-')}"))
         for turn, (condition, burners) in enumerate(conditions.items()):
             with cpu_burners(burners):
                 for label in SHARED_MODELS:
@@ -526,7 +531,7 @@ def shared_cpu_study(cfg: BenchmarkConfig) -> dict:
                             continue
                         url = f"{servers[setting].inference_url}/predictions/{label}"
                         row = {"model": label, "setting": setting, "condition": condition,
-                               "where": "host", **drive_once(url, label, SHARED_MODELS[label][2])}
+                               "where": "host", **drive_once(url, label, window_s(cfg, label))}
                         rows.append(row)
                         log(f"  {condition}, {label}, {setting}: p50 {row['p50_ms']:.0f} ms, "
                             f"p99 {row['p99_ms']:.0f} ms ({row['requests']} requests)")
@@ -562,7 +567,7 @@ def container_study(cfg: BenchmarkConfig, image: str = "mmocr-serve:cpu") -> Lis
                     url = f"http://127.0.0.1:{port}/predictions/{label}"
                     row = {"model": label, "setting": setting, "condition": f"--cpus {cpus}",
                            "where": "container", "threads": threads.get(label),
-                           **drive_once(url, label, SHARED_MODELS[label][2])}
+                           **drive_once(url, label, window_s(cfg, label))}
                     rows.append(row)
                     log(f"  --cpus {cpus}, {label}, {setting} ({row['threads']}): "
                         f"p50 {row['p50_ms']:.0f} ms, p99 {row['p99_ms']:.0f} ms")
