@@ -35,7 +35,7 @@ LOGIT_TOL = 1e-3  # ... and between their raw per-step class scores
 SAMPLE_CROPS = ((32, 100, 3), (32, 37, 1), (48, 260, 2), (32, 640, 1), (20, 12, 1))
 
 
-def test_metas(img, img_metas) -> list:
+def simple_test_metas(img, img_metas) -> list:
     """The metas as ``BaseRecognizer.forward`` hands them to ``simple_test`` (one list
     per crop, not nested), with what ``simple_test`` does first: each crop's share of the
     batch's width."""
@@ -49,7 +49,7 @@ def test_metas(img, img_metas) -> list:
 def network_scores(model, img, img_metas):
     """The decoder's per-step class scores for a batch of prepared crops, as
     ``EncodeDecodeRecognizer.simple_test`` computes them."""
-    img_metas = test_metas(img, img_metas)
+    img_metas = simple_test_metas(img, img_metas)
     feat = model.extract_feat(img)
     out_enc = model.encoder(feat, img_metas) if model.encoder is not None else None
     return model.decoder(feat, out_enc, None, img_metas, train_mode=False)
@@ -58,7 +58,7 @@ def network_scores(model, img, img_metas):
 def results_from_scores(model, img, scores, img_metas) -> List[dict]:
     """The model's own decoding of the scores of the crops ``img``: the end of
     ``simple_test``."""
-    img_metas = test_metas(img, img_metas)
+    img_metas = simple_test_metas(img, img_metas)
     indexes, char_scores = model.label_convertor.tensor2idx(scores, img_metas)
     texts = model.label_convertor.idx2str(indexes)
     return [dict(text=text, score=score) for text, score in zip(texts, char_scores)]

@@ -136,6 +136,8 @@ def cgroup_cpu_quota(proc: Path = Path("/proc/self")) -> Optional[float]:
         return None
     paths = {}  # "" for v2, else a v1 controller -> this process's cgroup path
     for line in memberships:
+        if line.count(":") < 2:
+            continue
         _, controllers, path = line.split(":", 2)
         for name in controllers.split(",") if controllers else [""]:
             paths[name] = path
