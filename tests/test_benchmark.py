@@ -54,3 +54,17 @@ def test_the_end_to_end_row_compares_with_readtext_on_a_page_of_20_lines():
     assert data["in_process_p50_ms"] > 0 and data["served"]
     assert "MMOCR.readtext, one page per call" in benchmark.markdown(report)
     assert benchmark.MODELS["ocr"][1] == "demo/benchmark_page.jpg"
+
+
+def test_the_shared_cpu_run_renders_from_its_json_and_holds_its_floors():
+    """benchmarks/cpu-shared.md (tools/benchmark.py --shared): every archive and setting
+    quiet, beside busy neighbours and under docker run --cpus, from one run."""
+    report = json.loads((ROOT / "benchmarks" / "cpu-shared.json").read_text())
+    assert benchmark.shared_markdown(report) == (ROOT / "benchmarks" / "cpu-shared.md").read_text()
+    conditions = {(r["where"], r["condition"]) for r in report["rows"]}
+    assert {("host", "quiet"), ("host", "1 burner"), ("container", "--cpus 1"),
+            ("container", "--cpus 2")} <= conditions
+    verdicts = [line for line in benchmark.shared_floors(report)
+                if line.startswith(("PASS", "FAIL"))]
+    assert len(verdicts) == 1 + len(benchmark.SHARED_MODELS), verdicts
+    assert all(line.startswith("PASS") for line in verdicts), verdicts

@@ -487,8 +487,12 @@ def shared_archives(store: Path, setting: str) -> List[str]:
     return models
 
 
-def drive_once(url: str, label: str, seconds: float) -> dict:
-    """One client, one request after another, for ``seconds`` (and at least 3 requests)."""
+def drive_once(url: str, label: str, seconds: float):
+    """One client, one request after another, for ``seconds`` (and at least 3 requests).
+
+    Returns:
+        Its ``LoadResult``.
+    """
     from mmocr_serve.loadgen import LoadResult, drive
 
     image = (ROOT / SHARED_MODELS[label][1]).read_bytes()
@@ -499,7 +503,7 @@ def drive_once(url: str, label: str, seconds: float) -> dict:
     result = LoadResult.combined(windows)
     if result.errors:
         raise RuntimeError(f"{url}: {result.statuses}")
-    return result.summary()
+    return result
 
 
 def window_s(cfg: BenchmarkConfig, label: str) -> float:
@@ -531,7 +535,8 @@ def shared_cpu_study(cfg: BenchmarkConfig) -> dict:
                             continue
                         url = f"{servers[setting].inference_url}/predictions/{label}"
                         row = {"model": label, "setting": setting, "condition": condition,
-                               "where": "host", **drive_once(url, label, window_s(cfg, label))}
+                               "where": "host",
+                               **drive_once(url, label, window_s(cfg, label)).summary()}
                         rows.append(row)
                         log(f"  {condition}, {label}, {setting}: p50 {row['p50_ms']:.0f} ms, "
                             f"p99 {row['p99_ms']:.0f} ms ({row['requests']} requests)")
@@ -553,26 +558,45 @@ def container_study(cfg: BenchmarkConfig, image: str = "mmocr-serve:cpu") -> Lis
     store = cfg.workdir / "shared" / "default"
     rows = []
     for cpus in ("1", "2"):
-        for setting, env in CONTAINER_SETTINGS.items():
-            port = free_port()
-            name = f"mmocr-serve-bench-{port}"
-            subprocess.run([docker, "run", "-d", "--rm", "--name", name, "--cpus", cpus,
-                            "-p", f"127.0.0.1:{port}:8080", *[f"-e{k}={v}" for k, v in env.items()],
-                            "--mount", f"type=bind,source={store},target=/home/model-server/"
-                            "model-store,readonly", image], check=True, capture_output=True)
-            try:
-                wait_answering(f"http://127.0.0.1:{port}", list(SHARED_MODELS))
-                threads = container_threads(docker, name)
-                for label in SHARED_MODELS:
-                    url = f"http://127.0.0.1:{port}/predictions/{label}"
-                    row = {"model": label, "setting": setting, "condition": f"--cpus {cpus}",
-                           "where": "container", "threads": threads.get(label),
-                           **drive_once(url, label, window_s(cfg, label))}
-                    rows.append(row)
-                    log(f"  --cpus {cpus}, {label}, {setting} ({row['threads']}): "
-                        f"p50 {row['p50_ms']:.0f} ms, p99 {row['p99_ms']:.0f} ms")
-            finally:
+        names = {}
+        try:
+            for setting, env in CONTAINER_SETTINGS.items():  # all up before any measurement
+                port = free_port()
+                names[setting] = (f"mmocr-serve-bench-{port}", f"http://127.0.0.1:{port}")
+                subprocess.run([docker, "run", "-d", "--rm", "--name", names[setting][0],
+                                "--cpus", cpus, "-p", f"127.0.0.1:{port}:8080",
+                                *[f"-e{k}={v}" for k, v in env.items()], "--mount",
+                                f"type=bind,source={store},target=/home/model-server/"
+                                "model-store,readonly", image], check=True, capture_output=True)
+            for name, base in names.values():
+                wait_answering(base, list(SHARED_MODELS))
+            rows += container_rounds(cfg, docker, cpus, names)
+        finally:
+            for name, _ in names.values():
                 subprocess.run([docker, "rm", "-f", name], capture_output=True)
+    return rows
+
+
+def container_rounds(cfg: BenchmarkConfig, docker: str, cpus: str, names: dict) -> List[dict]:
+    """Each model in each container, ``cfg.rounds`` windows each, the containers taking
+    turns in ``round_order`` (containers started one after another warm up unevenly)."""
+    from mmocr_serve.loadgen import LoadResult
+
+    rows = []
+    for label in SHARED_MODELS:
+        windows: Dict[str, list] = {setting: [] for setting in names}
+        for turn in range(cfg.rounds):
+            for setting in round_order(list(names), turn):
+                url = f"{names[setting][1]}/predictions/{label}"
+                windows[setting].append(drive_once(url, label, window_s(cfg, label) / cfg.rounds))
+        for setting, results in windows.items():
+            row = {"model": label, "setting": setting, "condition": f"--cpus {cpus}",
+                   "where": "container",
+                   "threads": container_threads(docker, names[setting][0]).get(label),
+                   **LoadResult.combined(results).summary()}
+            rows.append(row)
+            log(f"  --cpus {cpus}, {label}, {setting} ({row['threads']}): "
+                f"p50 {row['p50_ms']:.0f} ms, p99 {row['p99_ms']:.0f} ms")
     return rows
 
 
