@@ -113,7 +113,7 @@ def sample_batches(runner) -> list:
         data = runner._collate(datas)
         try:
             with torch.no_grad():
-                runner.model(return_loss=False, rescale=True, **runner._collate(datas))
+                runner.model(return_loss=False, rescale=True, **data)
         except Exception:
             continue
         batches.append(data)

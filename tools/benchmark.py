@@ -550,9 +550,9 @@ def container_study(cfg: BenchmarkConfig, image: str = "mmocr-serve:cpu") -> Lis
 
     from mmocr_serve.server import free_port
 
-    docker = shutil.which("docker") and "/usr/bin/docker"
-    if not docker or subprocess.run([docker, "image", "inspect", image],
-                                    capture_output=True).returncode != 0:
+    docker = "/usr/bin/docker"  # Debian's client, as the image tests use (tests/dockerd.py)
+    if not Path(docker).exists() or subprocess.run([docker, "image", "inspect", image],
+                                                   capture_output=True).returncode != 0:
         log(f"  no {image} image (bash scripts/test.sh -m docker builds it): containers skipped")
         return []
     store = cfg.workdir / "shared" / "default"
