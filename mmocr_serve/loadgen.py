@@ -25,6 +25,7 @@ class LoadResult:
     latencies_ms: List[float] = field(default_factory=list)  # 2xx answers only
     statuses: Dict[str, int] = field(default_factory=dict)  # "200", "503", "error: ..." -> count
     window_rates: List[float] = field(default_factory=list)  # images/s of each combined window
+    in_flight: int = 0  # requests sent and not yet answered, while the run goes on
 
     @property
     def ok(self) -> int:
@@ -67,26 +68,31 @@ class LoadResult:
 
 
 def drive(url: str, bodies: Sequence[bytes], concurrency: int, duration_s: float,
-          max_requests: Optional[int] = None, timeout_s: float = 120) -> LoadResult:
-    """POST ``bodies`` (cycled) to ``url`` from ``concurrency`` clients for ``duration_s``.
+          max_requests: Optional[int] = None, timeout_s: float = 120,
+          stop: Optional[threading.Event] = None,
+          result: Optional[LoadResult] = None) -> LoadResult:
+    """POST ``bodies`` (cycled) to ``url`` from ``concurrency`` clients for ``duration_s``,
+    or until ``stop`` is set. ``result``, when given, is filled as the run goes on.
 
     Each client keeps one HTTP/1.1 connection open, as a production client would.
     """
     target = urlsplit(url)
     if target.hostname not in ("127.0.0.1", "localhost", "::1"):
         raise ValueError(f"the load generator drives loopback servers only, not {url}")
-    result = LoadResult(concurrency=concurrency)
+    result = result or LoadResult(concurrency=concurrency)
     lock = threading.Lock()
     counter = itertools.count()
     deadline = time.monotonic() + duration_s
 
     def client(offset: int) -> None:
         conn = http.client.HTTPConnection(target.hostname, target.port, timeout=timeout_s)
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not (stop and stop.is_set()):
             number = next(counter)
             if max_requests is not None and number >= max_requests:
                 break
             body = bodies[(number + offset) % len(bodies)]
+            with lock:
+                result.in_flight += 1
             start = time.perf_counter()
             try:
                 conn.request("POST", target.path + (f"?{target.query}" if target.query else ""),
@@ -100,6 +106,7 @@ def drive(url: str, bodies: Sequence[bytes], concurrency: int, duration_s: float
                 conn = http.client.HTTPConnection(target.hostname, target.port, timeout=timeout_s)
             took_ms = (time.perf_counter() - start) * 1000
             with lock:
+                result.in_flight -= 1
                 result.statuses[status] = result.statuses.get(status, 0) + 1
                 if status.startswith("2"):
                     result.latencies_ms.append(took_ms)

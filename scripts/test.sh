@@ -1,8 +1,14 @@
 #!/usr/bin/env bash
 # Runs the whole test suite (unit, handler, real-TorchServe integration, every shipped config).
-#   bash scripts/test.sh [PYTEST ARGS...]      e.g. -m "not slow" for a quick run
+#   bash scripts/test.sh [PYTEST ARGS...]   e.g. -m "not slow and not docker and not swarm" for a quick run
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 bash scripts/install.sh
+# A full disk fails hundreds of tests with "No space left on device": say so first.
+free_gb=$(df -Pk "${TMPDIR:-/tmp}" | awk 'NR == 2 { print int($4 / 1048576) }')
+if [ "$free_gb" -lt 20 ]; then
+    echo "[test] warning: ${free_gb} GB free under ${TMPDIR:-/tmp}; the suite with its Docker" \
+         "images needs about 20 GB ('docker system df' shows what the images hold)" >&2
+fi
 exec .venv/bin/python -m pytest "$@"

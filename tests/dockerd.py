@@ -5,6 +5,8 @@ the command and its output."""
 from __future__ import annotations
 
 import os
+import re
+import shlex
 import subprocess
 import time
 from pathlib import Path
@@ -13,6 +15,7 @@ from typing import List, Optional
 ROOT = Path(__file__).resolve().parents[1]
 DOCKER = "/usr/bin/docker"  # Debian's client: BuildKit with DOCKER_BUILDKIT=1, no buildx
 CERT_SECRET = "pip-cert"
+SERVING_TAG = "mmocr-serve:cpu"
 
 
 def run(cmd: List[str], timeout: float, check: bool = True,
@@ -29,8 +32,11 @@ def run(cmd: List[str], timeout: float, check: bool = True,
     return done
 
 
-def docker(*args: str, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess:
-    return run([DOCKER, *args], timeout, check, env=dict(os.environ, DOCKER_BUILDKIT="1"))
+def docker(*args: str, timeout: float = 120, check: bool = True,
+           env: Optional[dict] = None) -> subprocess.CompletedProcess:
+    """Debian's docker client, from the repository root, with ``env`` added to ours."""
+    return run([DOCKER, *args], timeout, check, cwd=ROOT,
+               env=dict(os.environ, DOCKER_BUILDKIT="1", **(env or {})))
 
 
 def ensure_packages() -> None:
@@ -109,15 +115,66 @@ def pip_cert() -> Optional[str]:
 
 
 def build(command: List[str], extra: List[str], timeout: float = 3000) -> float:
-    """Run a README ``docker build`` command with ``extra`` arguments before its context;
-    returns the seconds it took."""
-    assert command[:2] == ["docker", "build"] and command[-1] == ".", command
+    """Run a documented ``docker build`` command with ``extra`` arguments before its
+    context (its last argument); returns the seconds it took."""
+    assert command[:2] == ["docker", "build"], command
     cert = pip_cert()
     secret = ["--secret", f"id={CERT_SECRET},src={cert}"] if cert else []
     began = time.monotonic()
-    docker(*command[1:-1], *extra, *secret, "--progress=plain", ".", timeout=timeout)
-    return time.monotonic() - began
+    docker(*command[1:-1], *extra, *secret, "--progress=plain", command[-1], timeout=timeout)
+    took = time.monotonic() - began
+    # The image this tag named before is now dangling: several GB a rebuild, piling up on
+    # a machine that builds again and again. The build cache (the mmcv-full wheel) stays.
+    docker("image", "prune", "--force", timeout=300)
+    return took
 
 
 def image_size_mb(tag: str) -> float:
     return int(docker("image", "inspect", tag, "--format", "{{.Size}}").stdout) / 1e6
+
+
+def wait_until(condition, timeout_s: float, what: str, every_s: float = 1) -> None:
+    """Poll ``condition`` until it holds; fail naming ``what`` after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"{what}: not within {timeout_s:.0f} s"
+        time.sleep(every_s)
+
+
+def document_commands(names: List[str], verbs: tuple) -> List[List[str]]:
+    """The ``docker VERB ...`` commands written in the documents ``names``, as argv lists
+    (continuation lines joined, ``$(realpath X)`` as X, a leading ``DOCKER_BUILDKIT=1``
+    dropped)."""
+    commands = []
+    for name in names:
+        text = (ROOT / name).read_text().replace("\\\n", " ")
+        text = re.sub(r"\$\(realpath ([^)]*)\)", r"\1", text)  # a shell substitution, one word
+        for line in text.splitlines():
+            line = line.strip().removeprefix("DOCKER_BUILDKIT=1 ")
+            if line.startswith(tuple(f"docker {verb}" for verb in verbs)):
+                commands.append(shlex.split(line))
+    return commands
+
+
+def readme_docker_commands() -> List[List[str]]:
+    """The ``docker build``, ``run`` and ``stop`` commands of the README and the AIGES page."""
+    return document_commands(["README.md", "docs/aiges.md"], ("build", "run", "stop"))
+
+
+def readme_command(verb: str, tag: str) -> List[str]:
+    found = [c for c in readme_docker_commands() if c[1] == verb and tag in c]
+    assert len(found) == 1, found
+    return found[0]
+
+
+def build_serving_image() -> str:
+    """The serving image, built with the README's command (every layer cached after the
+    first build on a machine), on a local Debian base where none can be pulled."""
+    command = readme_command("build", SERVING_TAG)
+    base = base_image("debian:bookworm-slim", "bookworm")
+    extra = ["--build-arg", f"BASE={base}"] if base else []
+    first = build(command, extra)
+    again = build(command, extra)  # every layer cached
+    print(f"\nserving image: {image_size_mb(SERVING_TAG):.0f} MB; build {first:.0f} s, "
+          f"rebuilt with every layer cached {again:.0f} s (base {base or 'debian:bookworm-slim'})")
+    return SERVING_TAG

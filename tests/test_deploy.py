@@ -1,16 +1,20 @@
-"""The Kubernetes manifests under deploy/: valid against the Kubernetes schemas, and wired
+"""The Kubernetes manifests under deploy/kubernetes/: valid against the Kubernetes schemas, and
 to the image as the image is built."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import yaml
 
+from dockerd import document_commands
+
 ROOT = Path(__file__).resolve().parents[1]
-MANIFESTS = sorted((ROOT / "deploy").glob("*.yaml"))
+MANIFESTS = sorted((ROOT / "deploy" / "kubernetes").glob("*.yaml"))
+STACK = ROOT / "deploy" / "swarm" / "stack.yml"
 
 
 def resources() -> dict:
@@ -58,3 +62,43 @@ def test_pod_config_is_the_projects_config_but_for_metrics():
     changed = {k for k in set(pod) | set(ours) if pod.get(k) != ours.get(k)}
     assert changed == {"metrics_address"}
     assert pod["management_address"] == "http://127.0.0.1:8081"
+
+
+def test_kubernetes_and_swarm_say_the_same_things():
+    pod = resources()[("Deployment", "mmocr-serve")]["spec"]
+    container = pod["template"]["spec"]["containers"][0]
+    mmocr = yaml.safe_load(STACK.read_text())["services"]["mmocr"]
+    assert container["resources"]["limits"]["cpu"] == mmocr["deploy"]["resources"]["limits"]["cpus"]
+    assert {"name": "OMP_WAIT_POLICY", "value": "PASSIVE"} in container["env"]
+    assert mmocr["environment"]["OMP_WAIT_POLICY"] == "PASSIVE"
+    # updates: a new replica is ready before an old one goes, one at a time
+    assert pod["strategy"]["rollingUpdate"] == {"maxSurge": 1, "maxUnavailable": 0}
+    update = mmocr["deploy"]["update_config"]
+    assert (update["parallelism"], update["order"], update["failure_action"]) == (
+        1, "start-first", "rollback")
+
+
+def test_swarm_stack_wiring():
+    services = yaml.safe_load(STACK.read_text())["services"]
+    mmocr, lb = services["mmocr"], services["lb"]
+    # the image's own health check (docker/serve/Dockerfile), its start period at least
+    dockerfile = (ROOT / "docker" / "serve" / "Dockerfile").read_text()
+    image_check = re.search(r'CMD (\[.*"healthcheck"\])', dockerfile).group(1)
+    assert mmocr["healthcheck"]["test"] == ["CMD", *yaml.safe_load(image_check)]
+    assert int(mmocr["healthcheck"]["start_period"].rstrip("s")) >= 180
+    assert mmocr["deploy"]["endpoint_mode"] == "dnsrr" and "ports" not in mmocr
+    # only the balancer publishes, only inference, without the routing mesh
+    assert [(p["target"], p["mode"]) for p in lb["ports"]] == [(8080, "host")]
+    assert not any("ports" in s for name, s in services.items() if name != "lb")
+    assert {tuple(s["networks"]) for s in services.values()} == {("mmocr",)}
+    cfg = (ROOT / "deploy" / "swarm" / "lb" / "haproxy.cfg").read_text()
+    assert "server-template mmocr 16 tasks.mmocr:8080" in cfg and "balance leastconn" in cfg
+    assert "option httpchk GET /ping" in cfg and "nameserver dockerdns 127.0.0.11:53" in cfg
+    # docs/scaling.md builds every image the stack runs by default
+    built = {c[c.index("-t") + 1] for c in document_commands(["docs/scaling.md"], ("build",))}
+    defaults = {re.fullmatch(r"\$\{\w+:-(.+)\}", s["image"]).group(1) for s in services.values()}
+    assert defaults <= built, defaults - built
+    scrape = yaml.safe_load((ROOT / "deploy" / "swarm" / "prometheus" / "prometheus.yml")
+                            .read_text())["scrape_configs"]
+    assert {"names": ["tasks.mmocr"], "type": "A", "port": 8082, "refresh_interval": "5s"} in [
+        sd for job in scrape for sd in job["dns_sd_configs"]]

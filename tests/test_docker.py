@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import re
-import shlex
 import signal
 import subprocess
 import sys
@@ -15,8 +14,11 @@ from pathlib import Path
 import pytest
 import requests
 
+from dockerd import readme_docker_commands
+
 ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILES = sorted((ROOT / "docker").glob("*/Dockerfile*"))
+STACK_DOCKERFILES = sorted((ROOT / "deploy" / "swarm").glob("**/Dockerfile"))
 ENTRYPOINT = ROOT / "docker" / "serve" / "entrypoint.py"
 MODEL_STORE = "/home/model-server/model-store"
 MOUNT_TARGETS = {"serve": MODEL_STORE, "aiges": "/home/aiges/models"}
@@ -54,6 +56,19 @@ def test_dockerfile_installs_from_the_lock_file_and_lints_clean(dockerfile):
         calls = re.findall(r"pip (?:install|wheel)[^&]*", text)
         assert calls or dockerfile.name != "Dockerfile"
         assert all("-c docker/aiges/constraints-py39.txt" in c for c in calls)
+    assert_builds_here_and_lints_clean(dockerfile)
+
+
+@pytest.mark.parametrize("dockerfile", STACK_DOCKERFILES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_the_swarm_stacks_dockerfiles_lint_clean(dockerfile):
+    """On the serving image (models) or the same Debian base (balancer, Prometheus)."""
+    text = dockerfile.read_text()
+    assert ("ARG SERVING_IMAGE=mmocr-serve:cpu" in text) != ("ARG BASE=debian:bookworm-slim" in text)
+    assert_builds_here_and_lints_clean(dockerfile)
+
+
+def assert_builds_here_and_lints_clean(dockerfile: Path) -> None:
+    text = dockerfile.read_text()
     # BuildKit's built-in frontend: a "# syntax" line would pull one from a registry
     assert "# syntax" not in text
     bases = re.findall(r"^FROM (\S+)", text, re.M)
@@ -76,23 +91,6 @@ def test_serving_image_layout(dockerfile):
     assert 'ENTRYPOINT ["python3.11", "/usr/local/bin/mmocr-serve-entrypoint"]' in text
     assert "ARG BASE=debian:bookworm-slim" in text and "python3.11-dev" in text
     assert "--mount=type=cache" in text and "--mount=type=secret,id=pip-cert" in text
-
-
-DOCUMENTS = ("README.md", "docs/aiges.md")
-
-
-def readme_docker_commands() -> list:
-    """The ``docker build``, ``run`` and ``stop`` commands of the README and the AIGES page
-    (a leading ``DOCKER_BUILDKIT=1`` dropped)."""
-    commands = []
-    for name in DOCUMENTS:
-        text = (ROOT / name).read_text().replace("\\\n", " ")
-        text = re.sub(r"\$\(realpath ([^)]*)\)", r"\1", text)  # a shell substitution, one word
-        for line in text.splitlines():
-            line = line.strip().removeprefix("DOCKER_BUILDKIT=1 ")
-            if line.startswith(("docker build", "docker run", "docker stop")):
-                commands.append(shlex.split(line))
-    return commands
 
 
 def test_readme_docker_commands_match_the_images():

@@ -21,8 +21,8 @@ import requests
 
 from answers import assert_detects, assert_reads, assert_same
 from conftest import DET_CONFIG, RECOG_CONFIG
-from dockerd import Engine, base_image, build, docker, image_size_mb
-from test_docker import readme_docker_commands
+from dockerd import (Engine, base_image, build, build_serving_image, docker, image_size_mb,
+                     readme_command, wait_until)
 
 from mmocr_serve.server import free_port
 
@@ -31,12 +31,6 @@ pytestmark = pytest.mark.docker
 ROOT = Path(__file__).resolve().parents[1]
 CONTAINER = f"mmocr-serve-test-{int(time.time())}"
 ARCHIVES = ("dbnet.mar", "crnn.mar", "ocr.mar")
-
-
-def readme_command(verb: str, tag: str) -> list:
-    found = [c for c in readme_docker_commands() if c[1] == verb and tag in c]
-    assert len(found) == 1, found
-    return found[0]
 
 
 @pytest.fixture(scope="module")
@@ -48,14 +42,7 @@ def engine(workdir):
 
 @pytest.fixture(scope="module")
 def serving_image(engine):
-    command = readme_command("build", "mmocr-serve:cpu")
-    base = base_image("debian:bookworm-slim", "bookworm")
-    extra = ["--build-arg", f"BASE={base}"] if base else []
-    first = build(command, extra)
-    again = build(command, extra)  # every layer cached
-    print(f"\nserving image: {image_size_mb('mmocr-serve:cpu'):.0f} MB; build {first:.0f} s, "
-          f"rebuilt with every layer cached {again:.0f} s (base {base or 'debian:bookworm-slim'})")
-    return "mmocr-serve:cpu"
+    return build_serving_image()
 
 
 @pytest.fixture(scope="module")
@@ -83,13 +70,6 @@ def container(serving_image, model_store, workdir):
         logs = docker("logs", "--tail", "80", CONTAINER, check=False)
         print(logs.stdout[-4000:], logs.stderr[-4000:])
         docker("rm", "-f", CONTAINER, check=False)
-
-
-def wait_until(condition, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, f"{what}: not within {timeout_s} s"
-        time.sleep(1)
 
 
 def in_container(*command: str, timeout: float = 60):

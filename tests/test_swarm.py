@@ -1,0 +1,293 @@
+"""The Docker Swarm stack (deploy/swarm/), deployed on a one-node swarm with the commands
+of docs/scaling.md: replicas behind HAProxy, found by DNS, scaled, updated, killed and
+removed, while clients keep sending requests through the balancer.
+
+The swarm is made here when the engine is in none, and left again only then. The images
+are the serving image the Docker tests built (every layer cached) and three small ones
+on top of it and of the same Debian base.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import requests
+
+from answers import assert_reads, assert_same
+from conftest import RECOG_CONFIG
+from dockerd import (Engine, base_image, build, build_serving_image, docker, document_commands,
+                     wait_until)
+
+from mmocr_serve.loadgen import LoadResult, drive
+from mmocr_serve.server import free_port
+
+pytestmark = pytest.mark.swarm
+
+ROOT = Path(__file__).resolve().parents[1]
+DOC = "docs/scaling.md"
+STACK = "mmocrtest"
+SERVICE = f"{STACK}_mmocr"
+ARCHIVES = ("ocr.mar", "crnn.mar")
+# docs/scaling.md's image tags -> this run's, passed to the stack file's variables
+IMAGES = {"mmocr-serve-models:latest": ("MMOCR_IMAGE", "mmocr-serve-models:test"),
+          "mmocr-serve-lb:latest": ("LB_IMAGE", "mmocr-serve-lb:test"),
+          "mmocr-serve-prometheus:latest": ("PROMETHEUS_IMAGE", "mmocr-serve-prometheus:test")}
+START_S = 300  # the stack's health check start period: a replica is up within it
+CLIENTS = 4
+
+
+def doc_commands(verb: str) -> list:
+    return document_commands([DOC], (verb,))
+
+
+@pytest.fixture(scope="module")
+def engine(workdir):
+    """dockerd in a one-node swarm: joined here when it is in none, and left again then."""
+    started = Engine(workdir / "dockerd").start()
+    state = docker("info", "--format", "{{.Swarm.LocalNodeState}}").stdout.strip()
+    made = state != "active"
+    if made:
+        docker("swarm", "init", "--advertise-addr", "127.0.0.1", timeout=120)
+    yield started
+    if made:
+        docker("swarm", "leave", "--force", timeout=120, check=False)
+    started.stop()
+
+
+@pytest.fixture(scope="module")
+def images(engine, model_store, workdir) -> dict:
+    """docs/scaling.md's ``docker build`` commands with this run's tags; the models image
+    bakes the trained end-to-end archive and the recognizer."""
+    serving = build_serving_image()
+    context = workdir / "swarm-models"
+    context.mkdir(exist_ok=True)
+    for name in ARCHIVES:
+        (context / name).write_bytes((model_store / name).read_bytes())
+    base = base_image("debian:bookworm-slim", "bookworm")
+    env = {}
+    for command in doc_commands("build"):
+        tag = command[command.index("-t") + 1]
+        if tag == serving:
+            continue
+        variable, ours = IMAGES[tag]
+        command = [ours if arg == tag else arg for arg in command]
+        if command[-1] == "checkpoints":  # the models image: its context is the model store
+            command[-1] = str(context)
+            extra = ["--build-arg", f"SERVING_IMAGE={serving}"]
+        else:
+            extra = ["--build-arg", f"BASE={base}"] if base else []
+        took = build(command, extra)
+        print(f"\n{ours}: built in {took:.0f} s")
+        env[variable] = ours
+    assert set(env) == {variable for variable, _ in IMAGES.values()}, env
+    return env
+
+
+@pytest.fixture(scope="module")
+def stack(images, workdir):
+    """The stack deployed with docs/scaling.md's command, on a free port of 127.0.0.1;
+    yields the balancer's URL once every replica is healthy and the balancer answers."""
+    (deploy,) = doc_commands("stack")
+    port = free_port()
+    env = dict(images, MMOCR_PORT=str(port))
+    docker(*[STACK if arg == "mmocr" else arg for arg in deploy[1:]], timeout=180, env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_replicas(2, url)
+        yield url
+    finally:
+        print(docker("service", "ps", "--no-trunc", SERVICE, check=False).stdout[-3000:])
+        docker("stack", "rm", STACK, check=False)
+
+
+def replicas(health: str = "healthy") -> list:
+    """IDs of the service's containers in this health state."""
+    return docker("ps", "-q", "--filter", f"label=com.docker.swarm.service.name={SERVICE}",
+                  "--filter", f"health={health}").stdout.split()
+
+
+def lb_servers_up() -> int:
+    """Replicas the balancer counts as up, from its stats page, read on the stack's network."""
+    csv = in_network("http://lb:8404/stats;csv")
+    return sum(1 for line in csv.splitlines()
+               if line.startswith("mmocr,mmocr") and ",UP," in line)
+
+
+def in_network(url: str) -> str:
+    """GET ``url`` from inside one replica, that is, on the stack's own network."""
+    code = f"import urllib.request; print(urllib.request.urlopen({url!r}, timeout=5).read().decode())"
+    done = docker("exec", replicas()[0], "python3.11", "-c", code, timeout=60)
+    return done.stdout
+
+
+def wait_for_replicas(count: int, url: str) -> None:
+    """``count`` healthy replicas, every one of them up in the balancer, and an answer."""
+    wait_until(lambda: len(replicas()) == count, START_S + 120, f"{count} healthy replicas")
+    wait_until(lambda: lb_servers_up() == count, 60, f"{count} replicas up in the balancer")
+    wait_until(lambda: pings(url), 30, "the balancer's /ping")
+
+
+def pings(url: str) -> bool:
+    try:
+        return requests.get(f"{url}/ping", timeout=5).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def requests_answered(container: str) -> float:
+    """The replica's own ``mmocr_requests_total``, all models, from its metrics endpoint."""
+    code = ("import urllib.request; print(urllib.request.urlopen("
+            "'http://127.0.0.1:8082/metrics', timeout=5).read().decode())")
+    text = docker("exec", container, "python3.11", "-c", code, timeout=60).stdout
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("mmocr_requests_total{"))
+
+
+def prometheus(query: str) -> list:
+    """An instant query on the stack's Prometheus (``promtool``, in its own container)."""
+    (container,) = docker("ps", "-q", "--filter",
+                          f"label=com.docker.swarm.service.name={STACK}_prometheus").stdout.split()
+    done = docker("exec", container, "promtool", "query", "instant", "-o", "json",
+                  "http://127.0.0.1:9090", query, timeout=60)
+    return json.loads(done.stdout)
+
+
+class Load:
+    """Closed-loop clients through the balancer, from start until stop."""
+
+    def __init__(self, url: str, body: bytes):
+        self.stop_event = threading.Event()
+        self.result = LoadResult(concurrency=CLIENTS)
+        self.pool = ThreadPoolExecutor(1)
+        self.future = self.pool.submit(drive, url, [body], CLIENTS, 3600,
+                                       stop=self.stop_event, result=self.result)
+
+    def stop(self) -> LoadResult:
+        self.stop_event.set()
+        self.future.result(timeout=300)
+        self.pool.shutdown()
+        return self.result
+
+
+@pytest.fixture(scope="module")
+def word(image_files) -> bytes:
+    return image_files["word.png"].read_bytes()
+
+
+def test_answers_through_the_balancer_equal_in_process_mmocr(stack, image_files, rendered,
+                                                             readtext, reference_model,
+                                                             recog_checkpoint):
+    from mmocr.apis import model_inference
+
+    from mmocr_serve.results import Recognition
+
+    page = image_files["scene.jpg"]
+    expected = readtext(page)
+    assert_reads(rendered["scene.jpg"], expected)
+    served = requests.post(f"{stack}/predictions/ocr", data=page.read_bytes(), timeout=120)
+    assert served.status_code == 200, served.text
+    assert_same(expected, served.json())
+
+    word = image_files["word.png"]
+    expected = Recognition.from_mmocr(
+        model_inference(reference_model(RECOG_CONFIG, recog_checkpoint), str(word))).to_dict()
+    assert expected["text"] == rendered["word.png"]
+    served = requests.post(f"{stack}/predictions/crnn", data=word.read_bytes(), timeout=120)
+    assert_same(expected, served.json())
+
+
+def test_replicas_size_their_threads_by_the_stacks_cpu_limit(stack):
+    for container in replicas():
+        limit = docker("inspect", "--format", "{{.HostConfig.NanoCpus}}", container).stdout
+        assert int(limit) == 2 * 10**9, limit  # the stack's limit, cpus "2": a CPU quota
+        ready = [line for line in docker("logs", container).stdout.splitlines()
+                 if "model ready" in line]
+        assert len(ready) == len(ARCHIVES), ready
+        for line in ready:
+            threads = int(line.split("(", 1)[1].split(" torch threads")[0])
+            assert 1 <= threads <= 2 and "OMP_WAIT_POLICY=PASSIVE" in line, line
+
+
+def test_three_replicas_share_the_requests_and_prometheus_finds_them(stack, word):
+    docker("service", "scale", "--detach", f"{SERVICE}=3", timeout=60)
+    wait_for_replicas(3, stack)
+    before = {c: requests_answered(c) for c in replicas()}
+    for _ in range(30):
+        answer = requests.post(f"{stack}/predictions/crnn", data=word, timeout=120)
+        assert answer.status_code == 200, answer.text
+    # the handler sends its counters once a second
+    wait_until(lambda: sum(requests_answered(c) for c in before) - sum(before.values()) >= 30,
+               30, "30 requests counted by the replicas")
+    answered = {c: requests_answered(c) - n for c, n in before.items()}
+    print(f"\n30 requests through the balancer, per replica: {sorted(answered.values())}")
+    assert all(n > 0 for n in answered.values()), answered
+
+    def seen() -> list:
+        return prometheus('sum by (instance) (mmocr_requests_total{job="mmocr"})')
+    wait_until(lambda: len(seen()) == 3, 60, "Prometheus scraping all 3 replicas")
+    up = prometheus('up{job="mmocr"} == 1')
+    assert len(up) == 3, up
+
+    docker("service", "scale", "--detach", f"{SERVICE}=2", timeout=60)
+    wait_for_replicas(2, stack)
+
+
+def test_a_rolling_update_under_load_fails_no_request(stack, word):
+    old = set(replicas())
+    load = Load(f"{stack}/predictions/crnn", word)
+    try:
+        time.sleep(3)
+        docker("service", "update", "--force", "--detach=false", SERVICE, timeout=1200)
+    finally:
+        result = load.stop()
+    state = docker("service", "inspect", "--format", "{{.UpdateStatus.State}}", SERVICE)
+    print(f"\nrolling update under {CLIENTS} clients: {sum(result.statuses.values())} requests, "
+          f"{result.errors} failed ({result.statuses})")
+    assert state.stdout.strip() == "completed", state.stdout
+    assert result.ok > 0 and result.errors == 0, result.statuses
+    new = set(replicas())
+    assert len(new) == 2 and not old & new, (old, new)
+
+
+def test_a_killed_replica_is_replaced_and_few_requests_fail(stack, word):
+    old = set(replicas())
+    victim = sorted(old)[0]
+    load = Load(f"{stack}/predictions/crnn", word)
+    try:
+        time.sleep(5)
+        in_flight = load.result.in_flight
+        docker("kill", victim)
+        began = time.monotonic()
+        wait_until(lambda: len(set(replicas()) - {victim}) == 2, START_S,
+                   "the service back to 2 healthy replicas")
+        back_s = time.monotonic() - began
+        time.sleep(3)
+    finally:
+        result = load.stop()
+    print(f"\ndocker kill of one replica under {CLIENTS} clients: {result.errors} of "
+          f"{sum(result.statuses.values())} requests failed ({result.statuses}); "
+          f"{in_flight} in flight when it died; back to 2 replicas in {back_s:.0f} s")
+    assert result.ok > 0
+    assert result.errors <= in_flight, result.statuses
+    assert pings(stack)
+    answer = requests.post(f"{stack}/predictions/crnn", data=word, timeout=120)
+    assert answer.status_code == 200, answer.text
+
+
+def test_stack_rm_removes_everything_it_made(stack):
+    label = f"label=com.docker.stack.namespace={STACK}"
+    docker("stack", "rm", STACK, timeout=120)
+
+    def left() -> dict:
+        return {kind: docker(*command, "--filter", label).stdout.split()
+                for kind, command in (("services", ("service", "ls", "-q")),
+                                      ("containers", ("ps", "-aq")),
+                                      ("networks", ("network", "ls", "-q")),
+                                      ("configs", ("config", "ls", "-q")),
+                                      ("secrets", ("secret", "ls", "-q")))}
+    wait_until(lambda: not any(left().values()), 120, f"docker stack rm: left {left()}")
