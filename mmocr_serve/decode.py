@@ -36,7 +36,7 @@ IMAGE_FIELDS = ("body", "data", "image")
 ROUTING_FIELDS = ("model_name",)  # TorchServe's own query parameter on /invocations
 EXPECTED = (
     "expected image bytes (JPEG, PNG, BMP, TIFF or WebP) as the request body, "
-    "a multipart file field, or JSON {\"data\": \"<base64>\"}"
+    "a multipart file field, or JSON {\"data\": \"<base64>\"} (or \"image\")"
 )
 
 

@@ -3,11 +3,24 @@
 #   bash scripts/docker-base.sh bookworm mmocr-serve-base:bookworm   (Python 3.11, serving)
 #   bash scripts/docker-base.sh bullseye mmocr-serve-base:bullseye   (Python 3.9, AIGES stand-in)
 # Returns at once when the tag exists. Needs root, debootstrap and a running Docker engine.
+# The image takes its packages from the Debian mirrors this machine's apt-get uses
+# (/etc/apt/sources.list and sources.list.d/), or from DEBIAN_MIRROR and
+# DEBIAN_SECURITY_MIRROR when they are set.
 set -euo pipefail
 SUITE="$1"
 TAG="$2"
-MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 DOCKER="${DOCKER:-/usr/bin/docker}"
+
+apt_mirror() {  # $1: a pattern for the release; prints the first archive apt serves it from
+    apt-get indextargets --format '$(RELEASE) $(REPO_URI)' 'Identifier: Packages' 2>/dev/null \
+        | awk -v release="$1" '$1 ~ release { sub("/$", "", $2); print $2; exit }'
+}
+MIRROR="${DEBIAN_MIRROR:-$(apt_mirror '^[a-z]+$')}"
+SECURITY="${DEBIAN_SECURITY_MIRROR:-$(apt_mirror '-security$')}"
+if [ -z "$MIRROR" ]; then
+    echo "[docker-base] apt's sources name no Debian release: set DEBIAN_MIRROR" >&2
+    exit 1
+fi
 
 if "$DOCKER" image inspect "$TAG" >/dev/null 2>&1; then
     echo "[docker-base] $TAG exists"
@@ -19,13 +32,12 @@ echo "[docker-base $(date +%H:%M:%S)] debootstrap --variant=minbase $SUITE from 
 debootstrap --variant=minbase "$SUITE" "$ROOTFS" "$MIRROR" >"$ROOTFS.log" 2>&1 \
     || { tail -20 "$ROOTFS.log" >&2; rm -f "$ROOTFS.log"; exit 1; }
 rm -f "$ROOTFS.log"
-# The public image's sources: the release, its updates and its security fixes.
-SECURITY="http://deb.debian.org/debian-security"
-cat >"$ROOTFS/etc/apt/sources.list" <<EOF
-deb $MIRROR $SUITE main
-deb $MIRROR $SUITE-updates main
-deb $SECURITY $SUITE-security main
-EOF
+# As the public image: the release, its updates and (where known) its security fixes.
+{
+    echo "deb $MIRROR $SUITE main"
+    echo "deb $MIRROR $SUITE-updates main"
+    [ -z "$SECURITY" ] || echo "deb $SECURITY $SUITE-security main"
+} >"$ROOTFS/etc/apt/sources.list"
 rm -rf "$ROOTFS"/var/cache/apt/archives/*.deb "$ROOTFS"/var/lib/apt/lists/*
 echo "[docker-base $(date +%H:%M:%S)] docker import as $TAG"
 tar -C "$ROOTFS" -c . | "$DOCKER" import --change 'CMD ["bash"]' - "$TAG" >/dev/null

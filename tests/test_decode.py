@@ -26,6 +26,7 @@ def test_raw_bytes_decode_to_bgr_uint8():
     {"image": base64.b64encode(JPEG).decode()},
     {"body": bytearray(JPEG)},
     {"body": {"data": base64.b64encode(JPEG).decode()}},
+    {"body": {"image": base64.b64encode(JPEG).decode()}},  # a JSON body's "image" key
     {"upload": bytearray(JPEG)},  # multipart field of any name
 ])
 def test_every_payload_form_gives_the_same_image(payload):
@@ -87,6 +88,7 @@ def test_rgb_channel_order():
     ({"data": "%%%"}, InvalidBase64),
     ({"data": 12}, BadRequest),
     ({"body": {"text": "no image field"}}, BadRequest),
+    ({"body": {"img": base64.b64encode(JPEG).decode()}}, BadRequest),  # JSON: data or image
     ({"name": "only a text field"}, BadRequest),
     (png_header_only(50000, 50000), ImageTooLarge),
 ])

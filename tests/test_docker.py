@@ -220,3 +220,10 @@ def test_entrypoint_runs_any_other_command_as_given(tmp_path):
     ran = subprocess.run([sys.executable, str(ENTRYPOINT), "sh", "-c", "echo hello; exit 3"],
                          capture_output=True, text=True, cwd=tmp_path)
     assert (ran.returncode, ran.stdout) == (3, "hello\n")
+
+
+def test_the_local_base_image_names_no_mirror_of_its_own():
+    """scripts/docker-base.sh takes its Debian mirrors from apt's sources or the caller."""
+    text = (ROOT / "scripts" / "docker-base.sh").read_text()
+    assert not re.search(r"\w+://", text), re.findall(r"\S+://\S+", text)
+    assert "apt-get indextargets" in text and "DEBIAN_MIRROR" in text
