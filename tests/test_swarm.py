@@ -92,7 +92,7 @@ def images(engine, model_store, workdir) -> dict:
 def stack(images, workdir):
     """The stack deployed with docs/scaling.md's command, on a free port of 127.0.0.1;
     yields the balancer's URL once every replica is healthy and the balancer answers."""
-    (deploy,) = doc_commands("stack")
+    (deploy,) = doc_commands("stack deploy")
     port = free_port()
     env = dict(images, MMOCR_PORT=str(port))
     docker(*[STACK if arg == "mmocr" else arg for arg in deploy[1:]], timeout=180, env=env)
