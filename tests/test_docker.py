@@ -63,7 +63,8 @@ def test_dockerfile_installs_from_the_lock_file_and_lints_clean(dockerfile):
 def test_the_swarm_stacks_dockerfiles_lint_clean(dockerfile):
     """On the serving image (models) or the same Debian base (balancer, Prometheus)."""
     text = dockerfile.read_text()
-    assert ("ARG SERVING_IMAGE=mmocr-serve:cpu" in text) != ("ARG BASE=debian:bookworm-slim" in text)
+    on_serving = "ARG SERVING_IMAGE=mmocr-serve:cpu" in text
+    assert on_serving != ("ARG BASE=debian:bookworm-slim" in text)
     assert_builds_here_and_lints_clean(dockerfile)
 
 

@@ -120,7 +120,8 @@ def lb_servers_up() -> int:
 
 def in_network(url: str) -> str:
     """GET ``url`` from inside one replica, that is, on the stack's own network."""
-    code = f"import urllib.request; print(urllib.request.urlopen({url!r}, timeout=5).read().decode())"
+    code = (f"import urllib.request; "
+            f"print(urllib.request.urlopen({url!r}, timeout=5).read().decode())")
     done = docker("exec", replicas()[0], "python3.11", "-c", code, timeout=60)
     return done.stdout
 
@@ -213,7 +214,13 @@ def test_replicas_size_their_threads_by_the_stacks_cpu_limit(stack):
             assert 1 <= threads <= 2 and "OMP_WAIT_POLICY=PASSIVE" in line, line
 
 
-def test_three_replicas_share_the_requests_and_prometheus_finds_them(stack, word):
+def report(capsys, line: str) -> None:
+    """A measured count, shown on the terminal even when the test passes."""
+    with capsys.disabled():
+        print(f"\n[swarm] {line}")
+
+
+def test_three_replicas_share_the_requests_and_prometheus_finds_them(stack, word, capsys):
     docker("service", "scale", "--detach", f"{SERVICE}=3", timeout=60)
     wait_for_replicas(3, stack)
     before = {c: requests_answered(c) for c in replicas()}
@@ -224,7 +231,7 @@ def test_three_replicas_share_the_requests_and_prometheus_finds_them(stack, word
     wait_until(lambda: sum(requests_answered(c) for c in before) - sum(before.values()) >= 30,
                30, "30 requests counted by the replicas")
     answered = {c: requests_answered(c) - n for c, n in before.items()}
-    print(f"\n30 requests through the balancer, per replica: {sorted(answered.values())}")
+    report(capsys, f"30 requests through the balancer, per replica: {sorted(answered.values())}")
     assert all(n > 0 for n in answered.values()), answered
 
     def seen() -> list:
@@ -237,7 +244,7 @@ def test_three_replicas_share_the_requests_and_prometheus_finds_them(stack, word
     wait_for_replicas(2, stack)
 
 
-def test_a_rolling_update_under_load_fails_no_request(stack, word):
+def test_a_rolling_update_under_load_fails_no_request(stack, word, capsys):
     old = set(replicas())
     load = Load(f"{stack}/predictions/crnn", word)
     try:
@@ -246,15 +253,15 @@ def test_a_rolling_update_under_load_fails_no_request(stack, word):
     finally:
         result = load.stop()
     state = docker("service", "inspect", "--format", "{{.UpdateStatus.State}}", SERVICE)
-    print(f"\nrolling update under {CLIENTS} clients: {sum(result.statuses.values())} requests, "
-          f"{result.errors} failed ({result.statuses})")
+    report(capsys, f"rolling update under {CLIENTS} clients: {sum(result.statuses.values())} "
+                   f"requests, {result.errors} failed ({result.statuses})")
     assert state.stdout.strip() == "completed", state.stdout
     assert result.ok > 0 and result.errors == 0, result.statuses
     new = set(replicas())
     assert len(new) == 2 and not old & new, (old, new)
 
 
-def test_a_killed_replica_is_replaced_and_few_requests_fail(stack, word):
+def test_a_killed_replica_is_replaced_and_few_requests_fail(stack, word, capsys):
     old = set(replicas())
     victim = sorted(old)[0]
     load = Load(f"{stack}/predictions/crnn", word)
@@ -269,9 +276,9 @@ def test_a_killed_replica_is_replaced_and_few_requests_fail(stack, word):
         time.sleep(3)
     finally:
         result = load.stop()
-    print(f"\ndocker kill of one replica under {CLIENTS} clients: {result.errors} of "
-          f"{sum(result.statuses.values())} requests failed ({result.statuses}); "
-          f"{in_flight} in flight when it died; back to 2 replicas in {back_s:.0f} s")
+    report(capsys, f"docker kill of one replica under {CLIENTS} clients: {result.errors} of "
+                   f"{sum(result.statuses.values())} requests failed ({result.statuses}); "
+                   f"{in_flight} in flight when it died; back to 2 replicas in {back_s:.0f} s")
     assert result.ok > 0
     assert result.errors <= in_flight, result.statuses
     assert pings(stack)
