@@ -79,7 +79,8 @@ def drive(url: str, bodies: Sequence[bytes], concurrency: int, duration_s: float
     target = urlsplit(url)
     if target.hostname not in ("127.0.0.1", "localhost", "::1"):
         raise ValueError(f"the load generator drives loopback servers only, not {url}")
-    result = result or LoadResult(concurrency=concurrency)
+    if result is None:
+        result = LoadResult(concurrency=concurrency)
     lock = threading.Lock()
     counter = itertools.count()
     deadline = time.monotonic() + duration_s

@@ -11,14 +11,16 @@ SUITE="$1"
 TAG="$2"
 DOCKER="${DOCKER:-/usr/bin/docker}"
 
-apt_mirror() {  # $1: a pattern for the release; prints the first archive apt serves it from
-    apt-get indextargets --format '$(RELEASE) $(REPO_URI)' 'Identifier: Packages' 2>/dev/null \
-        | awk -v release="$1" '$1 ~ release { sub("/$", "", $2); print $2; exit }'
+apt_mirror() {  # $1: a pattern for the release; the first Debian archive apt serves it from
+    apt-get indextargets --format '$(ORIGIN) $(RELEASE) $(REPO_URI)' 'Identifier: Packages' \
+        2>/dev/null | awk -v release="$1" \
+        '$1 == "Debian" && $2 ~ release { sub("/$", "", $3); print $3; exit }'
 }
 MIRROR="${DEBIAN_MIRROR:-$(apt_mirror '^[a-z]+$')}"
 SECURITY="${DEBIAN_SECURITY_MIRROR:-$(apt_mirror '-security$')}"
 if [ -z "$MIRROR" ]; then
-    echo "[docker-base] apt's sources name no Debian release: set DEBIAN_MIRROR" >&2
+    echo "[docker-base] apt knows no Debian archive (Origin: Debian): run apt-get update," \
+         "or set DEBIAN_MIRROR" >&2
     exit 1
 fi
 

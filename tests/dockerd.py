@@ -10,7 +10,7 @@ import shlex
 import subprocess
 import time
 from pathlib import Path
-from typing import List, Optional
+from typing import Callable, List, Optional
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCKER = "/usr/bin/docker"  # Debian's client: BuildKit with DOCKER_BUILDKIT=1, no buildx
@@ -133,11 +133,15 @@ def image_size_mb(tag: str) -> float:
     return int(docker("image", "inspect", tag, "--format", "{{.Size}}").stdout) / 1e6
 
 
-def wait_until(condition, timeout_s: float, what: str, every_s: float = 1) -> None:
-    """Poll ``condition`` until it holds; fail naming ``what`` after ``timeout_s``."""
+def wait_until(condition, timeout_s: float, what: str, every_s: float = 1,
+               state: Optional[Callable[[], str]] = None) -> None:
+    """Poll ``condition`` until it holds; after ``timeout_s`` fail naming ``what`` and,
+    where given, what ``state()`` reports then."""
     deadline = time.monotonic() + timeout_s
     while not condition():
-        assert time.monotonic() < deadline, f"{what}: not within {timeout_s:.0f} s"
+        if time.monotonic() > deadline:
+            seen = f"; now: {state()}" if state else ""
+            raise AssertionError(f"{what}: not within {timeout_s:.0f} s{seen}")
         time.sleep(every_s)
 
 

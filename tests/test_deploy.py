@@ -71,6 +71,12 @@ def test_kubernetes_and_swarm_say_the_same_things():
     assert container["resources"]["limits"]["cpu"] == mmocr["deploy"]["resources"]["limits"]["cpus"]
     assert {"name": "OMP_WAIT_POLICY", "value": "PASSIVE"} in container["env"]
     assert mmocr["environment"]["OMP_WAIT_POLICY"] == "PASSIVE"
+    assert {"name": "MMOCR_SERVE_CPU_THREADS", "value": "1"} in container["env"]
+    assert mmocr["environment"]["MMOCR_SERVE_CPU_THREADS"] == "1"
+    # the same start-up budget: 300 s before a replica counts as failed
+    startup = container["startupProbe"]
+    assert startup["periodSeconds"] * startup["failureThreshold"] == int(
+        mmocr["healthcheck"]["start_period"].rstrip("s"))
     # updates: a new replica is ready before an old one goes, one at a time
     assert pod["strategy"]["rollingUpdate"] == {"maxSurge": 1, "maxUnavailable": 0}
     update = mmocr["deploy"]["update_config"]
