@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Served vs in-process throughput and latency for DBNet r18 and CRNN (random weights), on
-# a real TorchServe on loopback ports. Writes benchmarks/<cpu|gpu>.{md,json,png}.
-#   bash scripts/benchmark.sh [--duration 15] [--batch-sizes 1 4 8] [--concurrency 1 4 8 16]
+# Served vs in-process throughput and latency of the demo models (and the end-to-end
+# archive), on a real TorchServe on loopback ports: tools/benchmark.py, whose --help lists
+# the options (--shared: the shared-CPU study). Writes benchmarks/<NAME>.{md,json,png}.
+#   bash scripts/benchmark.sh [--models crnn dbnet ocr] [--batch-sizes 1 4 8] [--shared]
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
