@@ -25,6 +25,11 @@ logger = logging.getLogger(__name__)
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 HANDLER_PATH = PACKAGE_DIR.parent / "mmocr_handler.py"
+# The package modules a worker imports (the handler's, and theirs): an archive carries
+# these and none of the tools (archive, compare, deployment_check, loadgen, server, synth,
+# visualize). tests/test_converter.py checks the list against the handler's imports.
+RUNTIME_MODULES = ("__init__", "decode", "engine", "errors", "loading", "metrics",
+                   "onnx_backend", "openmp", "options", "results", "runtime", "tasks")
 MODEL_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-.]*$")  # TorchServe's own rule
 DEVICE_TYPES = ("cpu", "gpu")
 
@@ -181,9 +186,10 @@ def referenced_files(cfg) -> Dict[str, Path]:
 def stage_model_dir(stage: Path, task: str, models: List[ValidatedModel],
                     backend: str = "torch") -> None:
     """Lay out the model directory that the archive carries."""
-    stage.mkdir(parents=True)
-    shutil.copytree(PACKAGE_DIR, stage / PACKAGE_DIR.name,
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    package = stage / PACKAGE_DIR.name
+    package.mkdir(parents=True)
+    for module in RUNTIME_MODULES:
+        shutil.copy2(PACKAGE_DIR / f"{module}.py", package / f"{module}.py")
     # At the root, on the worker's PYTHONPATH: runs before the worker imports torch.
     shutil.copy2(PACKAGE_DIR / "worker_site.py", stage / "sitecustomize.py")
     files = {model.role: stage_model(stage, model) for model in models}

@@ -1,5 +1,6 @@
 """The converter CLI: what it packs, what it refuses, and that it never half-writes."""
 
+import ast
 import os
 import pickle
 import subprocess
@@ -11,7 +12,7 @@ import pytest
 import yaml
 
 from conftest import DET_CONFIG, RECOG_CONFIG
-from mmocr_serve.archive import archive_summary
+from mmocr_serve.archive import RUNTIME_MODULES, archive_summary
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI = ROOT / "tools" / "deployment" / "mmocr2torchserve.py"
@@ -41,6 +42,41 @@ def test_archive_contents(model_store):
     assert config["batchSize"] == 4 and config["minWorkers"] == 1
     assert config["handler"]["cpu_layout"] == "channels_last"
     assert "_base_" not in merged and "DBNet" in merged  # fully merged
+
+
+@pytest.mark.parametrize("name,model_files", [
+    ("crnn.mar", ["recog.pth", "recog_config.py"]),
+    ("ocr.mar", ["det.pth", "det_config.py", "recog.pth", "recog_config.py"])])
+def test_an_archive_holds_exactly_the_runtime_and_its_models(model_store, name, model_files):
+    with zipfile.ZipFile(model_store / name) as zf:
+        files = sorted(zf.namelist())
+    runtime = [f"mmocr_serve/{module}.py" for module in RUNTIME_MODULES]
+    assert files == sorted(["MAR-INF/MANIFEST.json", "mmocr-serve.json", "mmocr_handler.py",
+                            "model-config.yaml", "sitecustomize.py", *runtime, *model_files])
+
+
+def package_imports(path: Path) -> set:
+    """The mmocr_serve modules ``path`` imports, at its top or inside functions."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.level == 1:
+            found.update([node.module.split(".")[0]] if node.module
+                         else [alias.name for alias in node.names])
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("mmocr_serve."):
+            found.add(node.module.split(".")[1])
+    return found
+
+
+def test_the_runtime_is_what_the_handler_imports_and_imports_no_tool():
+    """Every module the handler reaches is packed, and nothing else is: so the runtime
+    imports none of the tools (archive, synth, server, ...)."""
+    package = ROOT / "mmocr_serve"
+    reached, todo = set(), package_imports(ROOT / "mmocr_handler.py")
+    while todo:
+        module = todo.pop()
+        reached.add(module)
+        todo |= package_imports(package / f"{module}.py") - reached
+    assert reached | {"__init__"} == set(RUNTIME_MODULES)
 
 
 def test_checkpoint_in_archive_loads_with_weights_only(det_model_dir):
