@@ -11,6 +11,11 @@ SUITE="$1"
 TAG="$2"
 DOCKER="${DOCKER:-/usr/bin/docker}"
 
+if "$DOCKER" image inspect "$TAG" >/dev/null 2>&1; then
+    echo "[docker-base] $TAG exists"
+    exit 0
+fi
+
 apt_mirror() {  # $1: a pattern for the release; the first Debian archive apt serves it from
     apt-get indextargets --format '$(ORIGIN) $(RELEASE) $(REPO_URI)' 'Identifier: Packages' \
         2>/dev/null | awk -v release="$1" \
@@ -22,11 +27,6 @@ if [ -z "$MIRROR" ]; then
     echo "[docker-base] apt knows no Debian archive (Origin: Debian): run apt-get update," \
          "or set DEBIAN_MIRROR" >&2
     exit 1
-fi
-
-if "$DOCKER" image inspect "$TAG" >/dev/null 2>&1; then
-    echo "[docker-base] $TAG exists"
-    exit 0
 fi
 ROOTFS="$(mktemp -d "${TMPDIR:-/tmp}/debootstrap-$SUITE.XXXXXX")"
 trap 'rm -rf "$ROOTFS"' EXIT

@@ -129,6 +129,15 @@ def build(command: List[str], extra: List[str], timeout: float = 3000) -> float:
     return took
 
 
+def get_in_container(container: str, url: str, check: bool = True
+                     ) -> subprocess.CompletedProcess:
+    """GET ``url`` from inside ``container`` (its loopback, its networks) with the image's
+    Python; the body is the command's stdout."""
+    code = (f"import urllib.request; "
+            f"print(urllib.request.urlopen({url!r}, timeout=5).read().decode())")
+    return docker("exec", container, "python3.11", "-c", code, timeout=60, check=check)
+
+
 def image_size_mb(tag: str) -> float:
     return int(docker("image", "inspect", tag, "--format", "{{.Size}}").stdout) / 1e6
 

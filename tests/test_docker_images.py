@@ -21,8 +21,8 @@ import requests
 
 from answers import assert_detects, assert_reads, assert_same
 from conftest import DET_CONFIG, RECOG_CONFIG
-from dockerd import (Engine, base_image, build, build_serving_image, docker, image_size_mb,
-                     readme_command, wait_until)
+from dockerd import (Engine, base_image, build, build_serving_image, docker, get_in_container,
+                     image_size_mb, readme_command, wait_until)
 
 from mmocr_serve.server import free_port
 
@@ -78,9 +78,7 @@ def in_container(*command: str, timeout: float = 60):
 
 def management(path: str):
     """GET the management API inside the container (it listens on the container's loopback)."""
-    code = (f"import urllib.request; print(urllib.request.urlopen("
-            f"'http://127.0.0.1:8081{path}', timeout=5).read().decode())")
-    done = in_container("python3.11", "-c", code)
+    done = get_in_container(CONTAINER, f"http://127.0.0.1:8081{path}", check=False)
     return json.loads(done.stdout) if done.returncode == 0 else None
 
 

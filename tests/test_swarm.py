@@ -13,7 +13,6 @@ import json
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 import requests
@@ -21,14 +20,13 @@ import requests
 from answers import assert_reads, assert_same
 from conftest import RECOG_CONFIG
 from dockerd import (Engine, base_image, build, build_serving_image, docker, document_commands,
-                     wait_until)
+                     get_in_container, wait_until)
 
 from mmocr_serve.loadgen import LoadResult, drive
 from mmocr_serve.server import free_port
 
 pytestmark = pytest.mark.swarm
 
-ROOT = Path(__file__).resolve().parents[1]
 DOC = "docs/scaling.md"
 STACK = "mmocrtest"
 SERVICE = f"{STACK}_mmocr"
@@ -39,6 +37,7 @@ IMAGES = {"mmocr-serve-models:latest": ("MMOCR_IMAGE", "mmocr-serve-models:test"
           "mmocr-serve-prometheus:latest": ("PROMETHEUS_IMAGE", "mmocr-serve-prometheus:test")}
 START_S = 300  # the stack's health check start period: a replica is up within it
 CLIENTS = 4
+LB_STATS = "http://lb:8404/stats;csv"  # the balancer's view of the replicas, on the stack network
 
 
 def doc_commands(verb: str) -> list:
@@ -116,17 +115,13 @@ def replicas(health: str = "healthy") -> list:
 
 def lb_servers_up() -> int:
     """Replicas the balancer counts as up, from its stats page, read on the stack's network."""
-    csv = in_network("http://lb:8404/stats;csv")
-    return sum(1 for line in csv.splitlines()
+    return sum(1 for line in in_network(LB_STATS).splitlines()
                if line.startswith("mmocr,mmocr") and ",UP," in line)
 
 
 def in_network(url: str) -> str:
     """GET ``url`` from inside one replica, that is, on the stack's own network."""
-    code = (f"import urllib.request; "
-            f"print(urllib.request.urlopen({url!r}, timeout=5).read().decode())")
-    done = docker("exec", replicas()[0], "python3.11", "-c", code, timeout=60)
-    return done.stdout
+    return get_in_container(replicas()[0], url).stdout
 
 
 def wait_for_replicas(count: int, url: str) -> None:
@@ -134,7 +129,7 @@ def wait_for_replicas(count: int, url: str) -> None:
     wait_until(lambda: len(replicas()) == count, START_S + 120, f"{count} healthy replicas",
                state=tasks)
     wait_until(lambda: lb_servers_up() == count, 60, f"{count} replicas up in the balancer",
-               state=lambda: in_network("http://lb:8404/stats;csv"))
+               state=lambda: in_network(LB_STATS))
     wait_until(lambda: pings(url), 30, "the balancer's /ping", state=tasks)
 
 
@@ -152,9 +147,7 @@ def pings(url: str) -> bool:
 
 def requests_answered(container: str) -> float:
     """The replica's own ``mmocr_requests_total``, all models, from its metrics endpoint."""
-    code = ("import urllib.request; print(urllib.request.urlopen("
-            "'http://127.0.0.1:8082/metrics', timeout=5).read().decode())")
-    text = docker("exec", container, "python3.11", "-c", code, timeout=60).stdout
+    text = get_in_container(container, "http://127.0.0.1:8082/metrics").stdout
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
                if line.startswith("mmocr_requests_total{"))
 
@@ -291,7 +284,8 @@ def test_a_killed_replica_is_replaced_and_few_requests_fail(stack, word, capsys)
         result = load.stop()
     report(capsys, f"docker kill of one replica under {CLIENTS} clients: {result.errors} of "
                    f"{sum(result.statuses.values())} requests failed ({result.statuses}); "
-                   f"{in_flight} in flight (all replicas) when it died; back to 2 replicas in {back_s:.0f} s")
+                   f"{in_flight} in flight (all replicas) when it died; "
+                   f"back to 2 replicas in {back_s:.0f} s")
     assert result.ok > 0
     assert result.errors <= in_flight, result.statuses
     assert pings(stack)
