@@ -37,7 +37,7 @@ class MMOCRHandler(BaseHandler):
         options = RuntimeOptions.from_mapping({"workers": model_yaml.get("minWorkers", 1),
                                                "batch_size": props.get("batch_size", 1),
                                                **model_yaml.get("handler", {})},
-                                              other_keys=("task",))
+                                              other_keys=("task",))  # older archives
         settings = apply_process_settings(options, self.device)
         self.engine = load_engine(props["model_dir"], self.device, options)
         self.context = context

@@ -98,41 +98,43 @@ def exportable(model) -> None:
             "a decoder whose scores its label convertor decodes; serve it with --backend torch")
 
 
-def sample_batches(runner) -> list:
+def sample_batches(recognizer) -> list:
     """Collated batches of sample crops of one preprocessed shape each, those that the
-    model's own test pass takes as one batch (the worker runs the others in torch)."""
+    model's own test pass takes as one batch (the worker runs the others in torch).
+    ``recognizer``: an ``adapter.ModelAdapter``."""
     import torch
 
     rng = np.random.default_rng(0)
     batches = []
     for height, width, count in SAMPLE_CROPS:
         crops = [rng.integers(0, 256, (height, width, 3), dtype=np.uint8) for _ in range(count)]
-        datas = [runner._pipeline(crop, from_array=True) for crop in crops]
-        if any(runner._batch_key(data, 0)[0] == "alone" for data in datas):
+        datas = [recognizer.prepare(crop, from_array=True) for crop in crops]
+        if any(recognizer.batch_key(data, 0)[0] == "alone" for data in datas):
             continue  # an augmented test (a tall crop, rotated)
-        data = runner._collate(datas)
+        data = recognizer.collate(datas)
         try:
             with torch.no_grad():
-                runner.model(return_loss=False, rescale=True, **data)
+                recognizer.model(return_loss=False, rescale=True, **data)
         except Exception:
             continue
         batches.append(data)
     if not batches:
-        raise ConversionError(f"{runner.architecture}'s own test pass takes none of the sample "
-                              "crops as a plain batch; serve it with --backend torch")
+        raise ConversionError(f"{recognizer.architecture}'s own test pass takes none of the "
+                              "sample crops as a plain batch; serve it with --backend torch")
     return batches
 
 
-def export_network(runner, path: Path) -> None:
-    """Export the runner's recognizer network to ``path`` and check it (``check_network``).
+def export_network(recognizer, path: Path) -> None:
+    """Export the network of ``recognizer`` (an ``adapter.ModelAdapter``) to ``path`` and
+    check it (``check_network``).
 
     Raises:
         ConversionError: the network does not export, or its answers differ from torch's.
     """
     import torch
 
-    exportable(runner.model)
-    batches = sample_batches(runner)
+    exportable(recognizer.model)
+    batches = sample_batches(recognizer)
 
     class Network(torch.nn.Module):
         def __init__(self, model, img_metas):
@@ -147,18 +149,18 @@ def export_network(runner, path: Path) -> None:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # a warning per traced condition; the check decides
             # in eval mode: the exporter puts the module back in the mode it found it in
-            torch.onnx.export(Network(runner.model, first["img_metas"]).eval(), (first["img"],),
+            torch.onnx.export(Network(recognizer.model, first["img_metas"]).eval(), (first["img"],),
                               str(path), dynamo=False, opset_version=OPSET,
                               input_names=["img"], output_names=["scores"],
                               dynamic_axes={"img": {0: "batch", 2: "height", 3: "width"},
                                             "scores": {0: "batch", 1: "steps"}})
     except Exception as err:
-        raise ConversionError(f"{runner.architecture}'s network does not export to ONNX "
+        raise ConversionError(f"{recognizer.architecture}'s network does not export to ONNX "
                               f"(opset {OPSET}): {_reason(err)}") from None
-    check_network(runner, path, batches)
+    check_network(recognizer, path, batches)
 
 
-def check_network(runner, path: Path, batches: list) -> dict:
+def check_network(recognizer, path: Path, batches: list) -> dict:
     """Compare ONNX Runtime's scores and decoded texts with eager torch's on ``batches``.
 
     Returns:
@@ -173,40 +175,40 @@ def check_network(runner, path: Path, batches: list) -> dict:
     try:
         network = OnnxNetwork(path, threads=1)
     except Exception as err:
-        raise ConversionError(f"ONNX Runtime cannot load {runner.architecture}'s exported "
+        raise ConversionError(f"ONNX Runtime cannot load {recognizer.architecture}'s exported "
                               f"network: {_reason(err)}") from None
     worst = {"scores": 0.0, "char scores": 0.0}
     for data in batches:
         shape = "x".join(str(n) for n in data["img"].shape)
         with torch.no_grad():
-            eager = runner.model(return_loss=False, rescale=True, **data)
-            eager_scores = network_scores(runner.model, data["img"], data["img_metas"])
+            eager = recognizer.model(return_loss=False, rescale=True, **data)
+            eager_scores = network_scores(recognizer.model, data["img"], data["img_metas"])
             try:
                 scores = network(data["img"])
-                exported = results_from_scores(runner.model, data["img"], scores,
+                exported = results_from_scores(recognizer.model, data["img"], scores,
                                                data["img_metas"])
             except Exception as err:
-                raise ConversionError(f"{runner.architecture}'s exported network fails on a "
+                raise ConversionError(f"{recognizer.architecture}'s exported network fails on a "
                                       f"{shape} batch: {_reason(err)}") from None
         if scores.shape != eager_scores.shape:
-            raise ConversionError(f"{runner.architecture}'s exported network gives scores of "
+            raise ConversionError(f"{recognizer.architecture}'s exported network gives scores of "
                                   f"shape {tuple(scores.shape)} where torch gives "
                                   f"{tuple(eager_scores.shape)} (a {shape} batch)")
         worst["scores"] = max(worst["scores"], float((scores - eager_scores).abs().max()))
         for one, other in zip(eager, exported):
             if one["text"] != other["text"] or len(one["score"]) != len(other["score"]):
                 raise ConversionError(
-                    f"{runner.architecture}'s exported network reads {other['text']!r} where "
+                    f"{recognizer.architecture}'s exported network reads {other['text']!r} where "
                     f"torch reads {one['text']!r} (a {shape} batch): it does not match eager")
             diffs = np.abs(np.asarray(one["score"], float) - np.asarray(other["score"], float))
             worst["char scores"] = max([worst["char scores"], *diffs.tolist()])
         for label, tol in (("scores", LOGIT_TOL), ("char scores", SCORE_TOL)):
             if worst[label] > tol:
                 raise ConversionError(
-                    f"{runner.architecture}'s exported network {label} differ from torch's by "
+                    f"{recognizer.architecture}'s exported network {label} differ from torch's by "
                     f"{worst[label]:.2g} (more than {tol:g}) on a {shape} batch")
     logger.info("ONNX network of %s matches torch on %d sample batches: texts equal, "
-                "largest differences %.1g (scores), %.1g (char scores)", runner.architecture,
+                "largest differences %.1g (scores), %.1g (char scores)", recognizer.architecture,
                 len(batches), worst["scores"], worst["char scores"])
     return worst
 

@@ -23,7 +23,9 @@ when the model gives per-character scores. Errors are ``{"code", "type", "messag
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, List, Optional, Sequence
+from typing import Any, Callable, List, Optional, Sequence, TypeVar
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -62,25 +64,32 @@ class DetectionResult:
 
 
 def reading_order(instances: List[TextInstance]) -> List[TextInstance]:
-    """Top-to-bottom in lines, left-to-right within a line.
+    """Top-to-bottom in lines, left-to-right within a line (``reading_lines``)."""
+    return [inst for line in reading_lines(instances, lambda i: i.polygon) for inst in line]
 
-    Two instances share a line when their vertical centres differ by less than half the
+
+def reading_lines(things: Sequence[T], polygon: Callable[[T], Sequence[float]]) -> List[List[T]]:
+    """``things`` in lines, top to bottom, each line left to right. ``polygon`` gives a
+    thing's ``x1, y1, ..., xn, yn``: a ``TextInstance``'s, or an answer item's ``box``.
+
+    Two things share a line when their vertical centres differ by less than half the
     smaller of their heights.
     """
-    def extent(inst: TextInstance):
-        ys, xs = inst.polygon[1::2], inst.polygon[0::2]
+    def extent(thing: T):
+        points = polygon(thing)
+        ys, xs = points[1::2], points[0::2]
         return (min(ys) + max(ys)) / 2, max(ys) - min(ys), min(xs)
 
-    lines: List[List[TextInstance]] = []
-    for inst in sorted(instances, key=lambda i: extent(i)[0]):
-        centre, height, _ = extent(inst)
+    lines: List[List[T]] = []
+    for thing in sorted(things, key=lambda t: extent(t)[0]):
+        centre, height, _ = extent(thing)
         if lines:
             last_centre, last_height, _ = extent(lines[-1][-1])
             if abs(centre - last_centre) < min(height, last_height) / 2:
-                lines[-1].append(inst)
+                lines[-1].append(thing)
                 continue
-        lines.append([inst])
-    return [inst for line in lines for inst in sorted(line, key=lambda i: extent(i)[2])]
+        lines.append([thing])
+    return [sorted(line, key=lambda t: extent(t)[2]) for line in lines]
 
 
 @dataclass(frozen=True)

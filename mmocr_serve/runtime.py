@@ -4,7 +4,8 @@
 ``RuntimeOptions`` is the one typed form; a bad value is a ``ModelLoadError`` naming it.
 ``apply_process_settings`` sets what belongs to the whole process (torch threads, malloc);
 only the front end that owns the process calls it (the handler's ``initialize``,
-``wrapperInit``), never the code that loads a model.
+``wrapperInit``), never the code that loads a model. ``use_channels_last`` applies
+``cpu_layout`` to one loaded model.
 """
 
 from __future__ import annotations
@@ -16,9 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
 
+import numpy as np
+
 from . import openmp
 from .decode import DEFAULT_MAX_PIXELS
 from .errors import ModelLoadError, check_choice
+from .tasks import DET
 
 logger = logging.getLogger(__name__)
 
@@ -36,11 +40,14 @@ CPU_LAYOUTS = {
     "contiguous": "NCHW, PyTorch's default",
 }
 _M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4  # mallopt parameters, from glibc's malloc.h
+HANDLER_KEYS = ("max_image_pixels", "cpu_threads", "max_forward_batch", "cpu_memory", "cpu_layout")
 
 
 @dataclass(frozen=True)
 class RuntimeOptions:
-    batch_size: int = 1  # requests TorchServe gathers into one handler call
+    # requests TorchServe gathers into one handler call; None (in an ArchiveSpec only):
+    # the converter's default for the task
+    batch_size: Optional[int] = None
     workers: int = 1
     cpu_threads: Optional[int] = None  # None: the cores shared evenly by the workers
     # images (or end-to-end crops) in one forward pass; None: see ``forward_batch``
@@ -80,13 +87,20 @@ class RuntimeOptions:
         check_choice("cpu_layout", options.cpu_layout, CPU_LAYOUTS, ModelLoadError)
         return options
 
+    def handler_section(self) -> dict:
+        """The options as an archive's model-config.yaml holds them, in its ``handler``
+        section (``"auto"`` for a default); ``from_mapping`` reads them back. TorchServe's
+        own keys (``minWorkers``, ``batchSize``) carry ``workers`` and ``batch_size``."""
+        return {name: "auto" if getattr(self, name) is None else getattr(self, name)
+                for name in HANDLER_KEYS}
+
     def forward_batch(self, device: str, crops: bool = False) -> int:
         """Most images in one forward pass: as given, else 32 on a GPU and on a CPU the
         batch size, so a batch runs as one pass; end-to-end crops (any number per page)
         run 32 at a time, as on a GPU (benchmarks/cpu-ocr.md)."""
         if self.max_forward_batch is not None:
             return self.max_forward_batch
-        return GPU_MAX_FORWARD_BATCH if device != "cpu" or crops else self.batch_size
+        return GPU_MAX_FORWARD_BATCH if device != "cpu" or crops else self.batch_size or 1
 
     def threads(self, proc: Path = Path("/proc/self")) -> "ThreadChoice":
         """Torch threads for one CPU worker: ``cpu_threads`` (or the
@@ -214,3 +228,66 @@ def set_cpu_memory(mode: str) -> bool:
     except (OSError, AttributeError):
         logger.warning("mmocr-serve: not glibc; cpu_memory=reuse ignored")
         return False
+
+
+def use_channels_last(adapter) -> bool:
+    """Store a detector's 4-D weights channels-last (NHWC), the layout oneDNN's CPU
+    convolutions run fastest on large feature maps (recognizers, with small inputs,
+    gain nothing and stay contiguous). ``adapter``: an ``adapter.ModelAdapter``, whose
+    ``channels_last`` records the outcome.
+
+    Returns:
+        Whether the layout changed. It stays contiguous (logged) where the model has
+        mmcv's compiled ops, which index their inputs as contiguous NCHW, or where a
+        ``trial_pass`` in the new layout fails.
+    """
+    import torch
+
+    if adapter.task != DET:
+        return False
+    ops = sorted({type(module).__name__ for module in adapter.model.modules()
+                  if type(module).__module__.startswith("mmcv.ops")})
+    if ops:
+        logger.warning("mmocr-serve: %s keeps contiguous weights: mmcv ops (%s) read "
+                       "their inputs as NCHW", adapter.architecture, ", ".join(ops))
+        return False
+    adapter.model.to(memory_format=torch.channels_last)
+    try:
+        trial_pass(adapter)
+    except Exception as err:
+        adapter.model.to(memory_format=torch.contiguous_format)
+        logger.warning("mmocr-serve: %s keeps contiguous weights: a channels-last pass "
+                       "failed: %s: %s", adapter.architecture, type(err).__name__, err)
+        return False
+    adapter.channels_last = True
+    return True
+
+
+def trial_pass(adapter, data: Optional[dict] = None):
+    """A prepared image (default: a plain one) through the backbone, neck and (where its
+    forward takes the features alone) the head; not the post-processing, which random or
+    untrained maps can keep busy for minutes (DRRG, TextSnake).
+
+    Returns:
+        The backbone and neck's features.
+    """
+    import inspect
+
+    import torch
+
+    img = adapter.network_input([data or _plain_image(adapter)])
+    with torch.no_grad():
+        features = adapter.model.extract_feat(img)
+        head = getattr(adapter.model, "bbox_head", None)
+        if head is not None and len(inspect.signature(head.forward).parameters) == 1:
+            head(features)
+    return features
+
+
+def _plain_image(adapter) -> dict:
+    """A plain image of a typical size, prepared for ``trial_pass``."""
+    size = (640, 360) if adapter.task == DET else (128, 32)
+    image = np.full((size[1], size[0], 3), 200, np.uint8)
+    if adapter.image_flag.startswith("grayscale"):
+        image = image[:, :, 0]
+    return adapter.prepare(image, from_array=False)

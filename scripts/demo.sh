@@ -78,8 +78,12 @@ if [ $# -eq 0 ]; then
     echo "[demo] curl http://127.0.0.1:8080/predictions/$NAME -F image=@$IMAGE -F order=reading"
     ANSWER="$(curl -sS --fail-with-body "http://127.0.0.1:8080/predictions/$NAME" \
         -F "image=@$IMAGE" -F order=reading)" || { echo "$ANSWER" >&2; exit 1; }
-    echo "[demo] the words it read:"
-    python -c 'import json, sys; [print("  " + i["text"]) for i in json.loads(sys.argv[1])["result"]]' "$ANSWER"
+    echo "[demo] the lines it read:"
+    python -c 'import json, sys
+from mmocr_serve.results import reading_lines
+items = json.loads(sys.argv[1])["result"]
+for line in reading_lines(items, lambda item: item["box"]):
+    print("  " + " ".join(item["text"] for item in line))' "$ANSWER"
     echo "[demo] the JSON answer:"
 else
     echo "[demo] curl http://127.0.0.1:8080/predictions/$NAME -T $IMAGE"

@@ -3,7 +3,7 @@
 #
 # Idempotent: when the constraints, the requirement lists and this script are unchanged
 # since the last successful run, it checks the environment and returns in seconds.
-# The mmcv-full wheel (a 14-minute build on 2 cores) is cached outside the project, in
+# The mmcv-full wheel (about 15 minutes to build on 2 cores) is cached outside the project, in
 # $MMOCR_SERVE_CACHE (default ~/.cache/mmocr-serve), so fresh clones reuse it.
 set -euo pipefail
 
@@ -35,6 +35,28 @@ ensure_java() {
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q openjdk-17-jre-headless
 }
 
+# Debian's font packages that the demo models' training and evaluation render with
+# (mmocr_serve_tools/synth.py); Liberation, Caladea and Lato are the held-out families.
+FONTS=(fonts-urw-base35 fonts-freefont-ttf fonts-crosextra-carlito fonts-go fonts-hack
+       fonts-cantarell fonts-open-sans fonts-roboto-unhinted fonts-ebgaramond fonts-linuxlibertine
+       fonts-sil-gentium fonts-inconsolata fonts-dejavu-extra
+       fonts-liberation fonts-crosextra-caladea fonts-lato)
+
+ensure_fonts() {
+    # The serving image renders nothing: only the test and training environments need them.
+    [[ " ${PACKAGES[*]} " == *" test "* ]] || return 0
+    local missing=()
+    for pkg in "${FONTS[@]}"; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")
+    done
+    [ ${#missing[@]} -eq 0 ] && return
+    step "fonts for the demo models' training and evaluation: ${missing[*]} (Debian packages)"
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -q
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+}
+
 ensure_venv() {
     if [ ! -x "$VENV/bin/python" ]; then
         step "creating virtual environment $VENV"
@@ -49,7 +71,7 @@ install_torch() {
     torch="$(pin torch)"
     tv="$(pin torchvision)"
     # '===' matches the version string exactly, so pip skips a local CPU-only build
-    # (2.13.0+cpu) beside which the index's torchvision cannot import (STACK.md).
+    # (2.13.0+cpu) beside which the index's torchvision cannot import (docs/stack.md).
     step "torch $torch and torchvision $tv from the package index (large download, once)"
     "${PIP[@]}" install --progress-bar off -c "$CONSTRAINTS" "torch===$torch" "torchvision===$tv"
 }
@@ -67,7 +89,7 @@ build_mmcv() {
         return
     fi
     mkdir -p "$dir"
-    step "mmcv-full $mmcv: building from source (CPU ops: about 17 minutes on 2 cores, once)"
+    step "mmcv-full $mmcv: building from source (CPU ops: about 15 minutes on 2 cores, once)"
     "${PIP[@]}" install -q -c "$CONSTRAINTS" ninja  # parallel compilation (MAX_JOBS)
     # setup.py imports torch and pkg_resources: no build isolation, setuptools 80 (pinned).
     # MMCV_CUDA=1 compiles the CUDA ops too, without a visible GPU (docker build).
@@ -109,6 +131,7 @@ EOF
 
 main() {
     ensure_java
+    ensure_fonts
     local digest
     digest="$(inputs_digest)"
     if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$digest" ] && check_stack >/dev/null 2>&1; then

@@ -1,10 +1,10 @@
 """Assertions on answers: what a rendered image holds first, then equality within the
-tolerances of ``mmocr_serve.compare``. Two empty answers are never compared."""
+tolerances of ``mmocr_serve_tools.compare``. Two empty answers are never compared."""
 
 from __future__ import annotations
 
-from mmocr_serve import synth
-from mmocr_serve.compare import compare
+from mmocr_serve_tools import synth
+from mmocr_serve_tools.compare import compare
 
 
 def has_content(answer: dict) -> bool:

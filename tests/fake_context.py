@@ -3,6 +3,8 @@ TorchServe's own metrics cache (whose metrics a TorchServe worker logs for the f
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from pathlib import Path
 
 import ts
@@ -28,3 +30,16 @@ class FakeContext:
 
     def set_response_content_type(self, idx, value):
         self.headers.setdefault(idx, {})["content-type"] = value
+
+
+def load_handler_class(model_dir: Path):
+    """Import mmocr_handler.py from the unpacked archive, as TorchServe does."""
+    sys.path.insert(0, str(model_dir))
+    try:
+        spec = importlib.util.spec_from_file_location("mmocr_handler_under_test",
+                                                      model_dir / "mmocr_handler.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module.MMOCRHandler
+    finally:
+        sys.path.remove(str(model_dir))

@@ -20,16 +20,17 @@ def text_image(text: str = "mmocr serve 2026", size=(320, 96), mode: str = "RGB"
 
 
 def rendered_page(seed: int, size=(640, 360)):
-    """A page of held-out words (``mmocr_serve.synth``), in sizes the demo models read."""
-    from mmocr_serve import synth
+    """A page of scattered lines of held-out words (``mmocr_serve_tools.synth``), in sizes
+    the demo models read."""
+    from mmocr_serve_tools import synth
 
     return synth.render_page(np.random.default_rng(seed), synth.HELD_OUT, size=size,
-                             font_sizes=(20, 30))
+                             font_sizes=(20, 30), layout="lines")
 
 
 def rendered_word(seed: int, text: str) -> np.ndarray:
     """``text`` cut from a rendered page as end-to-end OCR cuts a detected word (RGB)."""
-    from mmocr_serve import synth
+    from mmocr_serve_tools import synth
 
     rng = np.random.default_rng(seed)
     for _ in range(50):  # a word drawn too near the top or left edge is dropped: draw again

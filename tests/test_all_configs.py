@@ -15,12 +15,14 @@ import pytest
 
 from answers import assert_same, has_content
 from images import encode, text_image
-from mmocr_serve.archive import ArchiveSpec, archive_summary, build_archive
-from mmocr_serve.compare import compare
-from mmocr_serve.engine import UNBATCHABLE, _only_view, load_engine
+from mmocr_serve_tools.archive import ArchiveSpec, archive_summary, build_archive
+from mmocr_serve_tools.compare import compare
+from mmocr_serve.adapter import UNBATCHABLE
+from mmocr_serve.engine import load_engine
+from mmocr_serve.errors import ServeError
 from mmocr_serve.loading import save_random_checkpoint, shipped_configs_dir
-from mmocr_serve.runtime import RuntimeOptions
-from test_batching import forward_passes
+from mmocr_serve.runtime import RuntimeOptions, trial_pass
+from probes import forward_passes
 
 pytestmark = pytest.mark.slow
 
@@ -66,37 +68,44 @@ def test_config_converts_and_loads(config, tmp_path):
     check_layout(engine)
 
 
+def results(engine, images: list) -> list:
+    """The engine's results for decoded images; an error fails the test."""
+    outcomes = engine.predict_many(images)
+    assert not [out for out in outcomes if isinstance(out, ServeError)], outcomes
+    return outcomes
+
+
 def check_batching(engine) -> None:
-    runner = engine.detector or engine.recognizer
-    if runner.architecture in UNBATCHABLE:  # documented; random DRRG weights are too slow
-        assert not runner.batches
+    adapter = engine.detector or engine.recognizer
+    if adapter.architecture in UNBATCHABLE:  # documented; random DRRG weights are too slow
+        assert not adapter.batches
         return
-    if runner.architecture in SLOW_WITH_RANDOM_WEIGHTS:
-        assert runner.batches  # its batched path is SingleStageTextDetector's, as PANet's
+    if adapter.architecture in SLOW_WITH_RANDOM_WEIGHTS:
+        assert adapter.batches  # its batched path is SingleStageTextDetector's, as PANet's
         return
     size = (640, 360) if engine.detector else (128, 32)
     images = [engine.decode(encode(text_image(text, size), "PNG")) for text in ("ab 12", "CD 34")]
-    with forward_passes(runner.model) as passes:
-        batched = runner.predict_batch(images)
+    with forward_passes(adapter.model) as passes:
+        batched = results(engine, images)
     assert passes == [2]
-    datas = [runner._pipeline(image, from_array=False) for image in images]
+    datas = [adapter.prepare(image) for image in images]
     batched_features = None  # the batch's pass, run only where a result is empty
     for idx, (image, got) in enumerate(zip(images, batched)):
-        single = runner.predict(image).to_dict()
+        single = results(engine, [image])[0].to_dict()
         if has_content(single):
             assert_same(single, got.to_dict())
         else:
             assert not has_content(got.to_dict())
-            batched_features = batched_features or network_outputs(runner, datas)
-            assert_features_equal(batched_features[idx], network_outputs(runner, [datas[idx]])[0])
+            batched_features = batched_features or network_outputs(adapter, datas)
+            assert_features_equal(batched_features[idx], network_outputs(adapter, [datas[idx]])[0])
 
 
-def network_outputs(runner, datas) -> list:
+def network_outputs(adapter, datas) -> list:
     """Each image's backbone (and neck) features from one pass over ``datas``."""
     import torch
 
     with torch.no_grad():
-        features = runner.model.extract_feat(_only_view(runner._collate(datas)["img"]))
+        features = adapter.model.extract_feat(adapter.network_input(datas))
     features = features if isinstance(features, (list, tuple)) else [features]
     return [[level[idx] for level in features] for idx in range(len(datas))]
 
@@ -114,24 +123,24 @@ def check_layout(engine) -> None:
     it does, results equal those of the contiguous layout."""
     import torch
 
-    runner = engine.detector or engine.recognizer
-    mmcv_ops = [m for m in runner.model.modules() if type(m).__module__.startswith("mmcv.ops")]
-    assert runner.channels_last == (engine.detector is not None and not mmcv_ops)
-    if not runner.channels_last:
+    adapter = engine.detector or engine.recognizer
+    mmcv_ops = [m for m in adapter.model.modules() if type(m).__module__.startswith("mmcv.ops")]
+    assert adapter.channels_last == (engine.detector is not None and not mmcv_ops)
+    if not adapter.channels_last:
         return
     images = [engine.decode(encode(text_image(text, size), "PNG"))
               for text, size in (("ef 56", (640, 360)), ("GH 78", (500, 300)))]
-    if runner.architecture in SLOW_WITH_RANDOM_WEIGHTS or not runner.batches:
+    if adapter.architecture in SLOW_WITH_RANDOM_WEIGHTS or not adapter.batches:
         # post-processing random maps takes minutes: compare the features instead
-        data = runner._pipeline(images[0], from_array=False)
-        channels_last = runner._network_pass(data)
-        runner.model.to(memory_format=torch.contiguous_format)
-        contiguous = runner._network_pass(data)
+        data = adapter.prepare(images[0])
+        channels_last = trial_pass(adapter, data)
+        adapter.model.to(memory_format=torch.contiguous_format)
+        contiguous = trial_pass(adapter, data)
         for got, want in zip(channels_last, contiguous):
             torch.testing.assert_close(got, want, rtol=1e-3, atol=1e-4)
         return
-    channels_last = [runner.predict(image).to_dict() for image in images]
-    runner.model.to(memory_format=torch.contiguous_format)
+    channels_last = [results(engine, [image])[0].to_dict() for image in images]
+    adapter.model.to(memory_format=torch.contiguous_format)
     for image, got in zip(images, channels_last):
-        diff = compare(runner.predict(image).to_dict(), got)
+        diff = compare(results(engine, [image])[0].to_dict(), got)
         assert diff.ok, diff.problems

@@ -12,18 +12,18 @@ import requests
 
 from answers import assert_detects, assert_same
 from conftest import DET_CONFIG
-from fake_context import FakeContext
+from fake_context import FakeContext, load_handler_class
 from images import encode, rendered_page, rendered_word, text_image
-from mmocr_serve.engine import ModelRunner, load_engine
-from mmocr_serve.errors import ModelLoadError
+from mmocr_serve.adapter import ModelAdapter
+from mmocr_serve.engine import OCREngine, load_engine
+from mmocr_serve.errors import ModelLoadError, ServeError
 from mmocr_serve.runtime import RuntimeOptions
 from mmocr_serve.results import DetectionResult
-from test_handler import load_handler_class
 
-# Two shapes for the demo DBNet (long edge resized to 640, padded to multiples of 32):
-# 640x360 -> 640x384 and 640x480.
+# Two shapes for the demo DBNet (long edge resized to 1024, padded to multiples of 32):
+# 640x360 -> 1024x576 and 640x480 -> 1024x768.
 DET_SIZES = [(640, 360), (640, 360), (640, 480), (640, 360)]
-# The demo CRNN reads every crop at 32 x 128: one shape, whatever the crop's size.
+# The demo CRNN reads every crop at 32 x 160: one shape, whatever the crop's size.
 RECOG_WORDS = ["one", "shape", "for", "every1"]
 
 
@@ -37,19 +37,14 @@ def decoded_images(engine, count: int, seed: int) -> list:
     return [engine.decode(encode(image, "PNG")) for image in images]
 
 
-@contextlib.contextmanager
-def forward_passes(model):
-    """Records the batch size of every forward pass of ``model``'s backbone."""
-    sizes = []
+def results(engine, images: list) -> list:
+    """The engine's results for decoded images; an error fails the test."""
+    outcomes = engine.predict_many(images)
+    assert not [out for out in outcomes if isinstance(out, ServeError)], outcomes
+    return outcomes
 
-    def hook(_module, args):
-        sizes.append(int(args[0].shape[0]))
 
-    handle = model.backbone.register_forward_pre_hook(hook)
-    try:
-        yield sizes
-    finally:
-        handle.remove()
+
 
 
 BATCHED = RuntimeOptions(max_forward_batch=32)
@@ -69,25 +64,25 @@ def recog_engine(recog_model_dir):
 def test_one_pass_per_shape_and_results_equal_single_inference(role, passes, det_engine,
                                                                recog_engine):
     engine = det_engine if role == "detector" else recog_engine
-    runner = engine.detector or engine.recognizer
+    adapter = engine.detector or engine.recognizer
     images = decoded_images(engine, 4, seed=100)
-    with forward_passes(runner.model) as seen:
-        batched = runner.predict_batch(images)
+    with forward_passes(adapter.model) as seen:
+        batched = results(engine, images)
     assert sorted(seen) == passes
     if role == "recognizer":
         assert [r.text for r in batched] == RECOG_WORDS
     for image, got in zip(images, batched):
-        assert_same(runner.predict(image).to_dict(), got.to_dict())
+        assert_same(results(engine, [image])[0].to_dict(), got.to_dict())
 
 
 def test_max_batch_splits_a_large_batch(recog_engine):
-    runner = ModelRunner(recog_engine.recognizer.model, max_batch=2)
+    engine = OCREngine(recognizer=ModelAdapter(recog_engine.recognizer.model, max_batch=2))
     images = decoded_images(recog_engine, 5, seed=200)
-    with forward_passes(runner.model) as seen:
-        results = runner.predict_batch(images)
+    with forward_passes(engine.recognizer.model) as seen:
+        texts = [r.text for r in results(engine, images)]
     assert seen == [2, 2, 1]
-    assert [r.text for r in results] == (RECOG_WORDS * 2)[:5]
-    assert [r.text for r in results] == [runner.predict(i).text for i in images]
+    assert texts == (RECOG_WORDS * 2)[:5]
+    assert texts == [results(engine, [i])[0].text for i in images]
 
 
 @pytest.mark.parametrize("options,device,crops,expected", [
@@ -103,12 +98,11 @@ def test_forward_batch_defaults(options, device, crops, expected):
 
 def test_a_workers_batch_runs_in_one_pass_with_the_same_answers_every_time(det_model_dir):
     engine = load_engine(det_model_dir, options=RuntimeOptions(batch_size=3))
-    runner = engine.detector
-    assert runner.max_batch == 3
+    assert engine.detector.max_batch == 3
     images = decoded_images(engine, 4, seed=300)  # three 640x360 pages, one 640x480
-    with forward_passes(runner.model) as seen:
-        first = runner.predict_batch(images)
-        again = runner.predict_batch(images)
+    with forward_passes(engine.detector.model) as seen:
+        first = results(engine, images)
+        again = results(engine, images)
     assert seen == [3, 1, 3, 1]
     assert all(r.instances for r in first)
     assert [r.to_dict() for r in first] == [r.to_dict() for r in again]  # exactly

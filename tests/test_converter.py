@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from conftest import DET_CONFIG, RECOG_CONFIG
-from mmocr_serve.archive import RUNTIME_MODULES, archive_summary
+from mmocr_serve_tools.archive import RUNTIME_MODULES, archive_summary
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI = ROOT / "tools" / "deployment" / "mmocr2torchserve.py"
@@ -68,8 +68,8 @@ def package_imports(path: Path) -> set:
 
 
 def test_the_runtime_is_what_the_handler_imports_and_imports_no_tool():
-    """Every module the handler reaches is packed, and nothing else is: so the runtime
-    imports none of the tools (archive, synth, server, ...)."""
+    """Every module the handler reaches is packed, and nothing else is; no runtime module
+    (nor the AIGES wrapper) imports a tool (``mmocr_serve_tools``)."""
     package = ROOT / "mmocr_serve"
     reached, todo = set(), package_imports(ROOT / "mmocr_handler.py")
     while todo:
@@ -77,6 +77,11 @@ def test_the_runtime_is_what_the_handler_imports_and_imports_no_tool():
         reached.add(module)
         todo |= package_imports(package / f"{module}.py") - reached
     assert reached | {"__init__"} == set(RUNTIME_MODULES)
+    for path in [*package.glob("*.py"), ROOT / "mmocr_handler.py", ROOT / "wrapper.py"]:
+        tools = [node for node in ast.walk(ast.parse(path.read_text()))
+                 if isinstance(node, (ast.Import, ast.ImportFrom))
+                 and "mmocr_serve_tools" in ast.dump(node)]
+        assert not tools, f"{path.name} imports a tool"
 
 
 def test_checkpoint_in_archive_loads_with_weights_only(det_model_dir):
@@ -205,30 +210,30 @@ def test_numpy_metadata_loads_without_trust(tmp_path, recog_checkpoint):
     assert result.returncode == 0, result.stderr
 
 
-@pytest.mark.parametrize("field,value,named", [("cpu_layout", "nhwc", "cpu layout"),
-                                               ("cpu_memory", "hoard", "cpu memory")])
+@pytest.mark.parametrize("field,value,named", [("cpu_layout", "nhwc", "cpu_layout"),
+                                               ("cpu_memory", "hoard", "cpu_memory")])
 def test_unknown_cpu_settings_are_refused_before_anything_is_written(tmp_path, det_checkpoint,
                                                                      field, value, named):
-    from mmocr_serve.archive import ArchiveSpec, build_archive
+    from mmocr_serve_tools.archive import ArchiveSpec, build_archive
     from mmocr_serve.errors import ConversionError
 
-    spec = ArchiveSpec(config=DET_CONFIG, checkpoint=str(det_checkpoint),
-                       output_folder=str(tmp_path / "out"), **{field: value})
+    spec = ArchiveSpec.flat(config=DET_CONFIG, checkpoint=str(det_checkpoint),
+                            output_folder=str(tmp_path / "out"), **{field: value})
     with pytest.raises(ConversionError, match=f"{named} must be one of .*not '{value}'"):
         build_archive(spec)
     assert listing(tmp_path / "out") == []
 
 
-@pytest.mark.parametrize("field,named", [("workers", "workers"), ("batch_size", "batch size"),
-                                         ("max_forward_batch", "max forward batch")])
+@pytest.mark.parametrize("field,named", [("workers", "workers"), ("batch_size", "batch_size"),
+                                         ("max_forward_batch", "max_forward_batch")])
 def test_a_count_below_one_is_refused_before_anything_is_written(tmp_path, det_checkpoint,
                                                                  field, named):
-    from mmocr_serve.archive import ArchiveSpec, build_archive
+    from mmocr_serve_tools.archive import ArchiveSpec, build_archive
     from mmocr_serve.errors import ConversionError
 
-    spec = ArchiveSpec(config=DET_CONFIG, checkpoint=str(det_checkpoint),
-                       output_folder=str(tmp_path / "out"), **{field: 0})
-    with pytest.raises(ConversionError, match=f"^{named} must be at least 1, not 0$"):
+    spec = ArchiveSpec.flat(config=DET_CONFIG, checkpoint=str(det_checkpoint),
+                            output_folder=str(tmp_path / "out"), **{field: 0})
+    with pytest.raises(ConversionError, match=f"^{named} must be a positive integer, not 0$"):
         build_archive(spec)
     assert listing(tmp_path / "out") == []
 

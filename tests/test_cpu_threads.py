@@ -97,16 +97,16 @@ def test_every_archive_sets_the_wait_policy_before_torch_loads(model_store):
 def crnn_b1_store(workdir) -> Path:
     """The demo CRNN at batch size 1: one request per forward pass."""
     from conftest import RECOG_CHECKPOINT, RECOG_CONFIG
-    from mmocr_serve.archive import ArchiveSpec, build_archive
+    from mmocr_serve_tools.archive import ArchiveSpec, build_archive
 
     store = workdir / "crnn-b1-store"
-    build_archive(ArchiveSpec(config=RECOG_CONFIG, checkpoint=str(RECOG_CHECKPOINT),
+    build_archive(ArchiveSpec.flat(config=RECOG_CONFIG, checkpoint=str(RECOG_CHECKPOINT),
                               output_folder=str(store), model_name="crnn_b1", batch_size=1))
     return store
 
 
 def serve_crnn_b1(store: Path, workdir: Path, env: dict):
-    from mmocr_serve.server import TorchServeProcess
+    from mmocr_serve_tools.server import TorchServeProcess
 
     return TorchServeProcess(model_store=store, models=["crnn_b1=crnn_b1.mar"], workdir=workdir,
                              env=env)
@@ -138,7 +138,7 @@ def test_busy_neighbours_on_every_core_leave_batch_1_latency_within_3x(crnn_b1_s
                                                                      image_files):
     """A pathology check, not a timing floor: with OpenMP threads that spin, one busy
     process per core slowed this archive several times (benchmarks/cpu-shared.md)."""
-    from mmocr_serve.loadgen import cpu_burners, drive
+    from mmocr_serve_tools.loadgen import cpu_burners, drive
 
     body = image_files["word.png"].read_bytes()
     with serve_crnn_b1(crnn_b1_store, workdir / "burners", {}) as server:

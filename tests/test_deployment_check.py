@@ -8,8 +8,8 @@ import cv2
 import pytest
 
 from conftest import DET_CONFIG, RECOG_CONFIG
-from mmocr_serve.server import free_port
-from mmocr_serve.visualize import comparison_size
+from mmocr_serve_tools.server import free_port
+from mmocr_serve_tools.visualize import comparison_size
 
 pytestmark = pytest.mark.integration
 TOOL = Path(__file__).resolve().parents[1] / "tools" / "deployment" / "test_torchserve.py"

@@ -145,7 +145,7 @@ def entrypoint_env(workdir: Path, config: Path, model_store: Path) -> dict:
 
 
 def start_entrypoint(model_store: Path, workdir: Path, *args: str):
-    from mmocr_serve.server import TorchServeProcess
+    from mmocr_serve_tools.server import TorchServeProcess
 
     layout = TorchServeProcess(model_store=model_store, models=["crnn=crnn.mar"], workdir=workdir)
     (workdir / "tmp").mkdir(parents=True, exist_ok=True)

@@ -24,7 +24,7 @@ from conftest import DET_CONFIG, RECOG_CONFIG
 from dockerd import (Engine, base_image, build, build_serving_image, docker, get_in_container,
                      image_size_mb, readme_command, wait_until)
 
-from mmocr_serve.server import free_port
+from mmocr_serve_tools.server import free_port
 
 pytestmark = pytest.mark.docker
 

@@ -10,21 +10,11 @@ import pytest
 
 from answers import assert_detects, assert_same
 from conftest import DET_CONFIG, RECOG_CONFIG
-from fake_context import FakeContext
+from fake_context import FakeContext, load_handler_class
 from mmocr_serve.results import DetectionResult, Recognition
 
 
-def load_handler_class(model_dir: Path):
-    """Import mmocr_handler.py from the unpacked archive, as TorchServe does."""
-    sys.path.insert(0, str(model_dir))
-    try:
-        spec = importlib.util.spec_from_file_location("mmocr_handler_under_test",
-                                                      model_dir / "mmocr_handler.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module.MMOCRHandler
-    finally:
-        sys.path.remove(str(model_dir))
+
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,6 @@
-"""The package's modules: each imports on its own, and none imports a module that imports
-it back (lazy imports inside functions included)."""
+"""The packages' modules (the runtime, ``mmocr_serve``, and the tools, ``mmocr_serve_tools``):
+each imports on its own, and none imports a module that imports it back (lazy imports inside
+functions included)."""
 
 from __future__ import annotations
 
@@ -13,10 +14,11 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "mmocr_serve"
 MODULES = sorted(p.stem for p in PACKAGE.glob("*.py") if p.stem != "__init__")
+TOOLS = sorted(p.stem for p in (ROOT / "mmocr_serve_tools").glob("*.py") if p.stem != "__init__")
 
 
 def imported_modules(name: str) -> set:
-    """The package modules that ``name`` imports anywhere in its source."""
+    """The runtime modules that ``name`` imports anywhere in its source."""
     found = set()
     for node in ast.walk(ast.parse((PACKAGE / f"{name}.py").read_text())):
         if isinstance(node, ast.ImportFrom):
@@ -46,8 +48,9 @@ def test_no_module_imports_a_module_that_imports_it_back():
     assert not cycles, {name: sorted(graph[name]) for name in cycles}
 
 
-@pytest.mark.parametrize("name", MODULES)
+@pytest.mark.parametrize("name", [f"mmocr_serve.{m}" for m in MODULES]
+                         + [f"mmocr_serve_tools.{m}" for m in TOOLS])
 def test_each_module_imports_alone(name):
-    run = subprocess.run([sys.executable, "-c", f"import mmocr_serve.{name}"], cwd=ROOT,
+    run = subprocess.run([sys.executable, "-c", f"import {name}"], cwd=ROOT,
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr[-2000:]

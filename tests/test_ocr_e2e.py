@@ -10,7 +10,7 @@ import requests
 
 from answers import assert_detects, assert_reads, assert_same
 from conftest import DET_CONFIG, RECOG_CONFIG
-from fake_context import FakeContext
+from fake_context import FakeContext, load_handler_class
 from mmocr_serve.errors import InvalidOption
 from mmocr_serve.decode import split_request
 from mmocr_serve.options import RequestOptions, parse_options
@@ -86,7 +86,7 @@ def test_converter_refuses_recognizer_as_detector(tmp_path, det_checkpoint, reco
 
 
 def test_e2e_archive_holds_both_models(model_store):
-    from mmocr_serve.archive import archive_summary
+    from mmocr_serve_tools.archive import archive_summary
 
     summary = archive_summary(model_store / "ocr.mar")
     assert summary["manifest"]["task"] == "ocr"
@@ -95,8 +95,7 @@ def test_e2e_archive_holds_both_models(model_store):
 
 
 def test_handler_equals_readtext(ocr_model_dir, image_files, rendered, readtext):
-    from test_handler import load_handler_class
-
+    
     handler = load_handler_class(ocr_model_dir)()
     handler.initialize(FakeContext(ocr_model_dir))
     names = ["scene.jpg", "scene.png"]
@@ -130,7 +129,7 @@ def test_a_page_without_text_reads_nothing(torchserve, tmp_path):
     import numpy as np
 
     from images import encode
-    from mmocr_serve import synth
+    from mmocr_serve_tools import synth
 
     blank = synth.render_page(np.random.default_rng(5), size=(480, 360), words=[])
     assert blank.words == ()

@@ -12,7 +12,7 @@ import pytest
 
 from answers import assert_reads, assert_same
 from conftest import (DET_CHECKPOINT, DET_CONFIG, RECOG_CHECKPOINT, RECOG_CONFIG, unpack)
-from mmocr_serve.archive import archive_summary
+from mmocr_serve_tools.archive import archive_summary
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI = ROOT / "tools" / "deployment" / "mmocr2torchserve.py"
@@ -64,7 +64,7 @@ def test_in_process_onnx_reads_as_model_inference(onnx_store, workdir, image_fil
 
 @pytest.fixture(scope="module")
 def onnx_server(onnx_store, workdir):
-    from mmocr_serve.server import TorchServeProcess
+    from mmocr_serve_tools.server import TorchServeProcess
 
     server = TorchServeProcess(model_store=onnx_store, workdir=workdir / "onnx-torchserve",
                                models=["crnn_onnx=crnn_onnx.mar", "ocr_onnx=ocr_onnx.mar"])

@@ -16,7 +16,7 @@ import requests
 
 from hostile import hostile_corpus
 from images import encode, text_image
-from mmocr_serve.server import REPO_CONFIG, TorchServeProcess
+from mmocr_serve_tools.server import REPO_CONFIG, TorchServeProcess
 
 pytestmark = pytest.mark.integration
 

@@ -22,8 +22,8 @@ from conftest import RECOG_CONFIG
 from dockerd import (Engine, base_image, build, build_serving_image, docker, document_commands,
                      get_in_container, wait_until)
 
-from mmocr_serve.loadgen import LoadResult, drive
-from mmocr_serve.server import free_port
+from mmocr_serve_tools.loadgen import LoadResult, drive
+from mmocr_serve_tools.server import free_port
 
 pytestmark = pytest.mark.swarm
 

@@ -138,7 +138,7 @@ def test_the_worker_log_says_each_model_is_ready(torchserve):
 
 def test_handler_metrics_on_the_metrics_port(torchserve, image_files, rendered):
     """Known requests, one at a time, move the mmocr_ counters by exactly what they did."""
-    from mmocr_serve.server import metric_sum
+    from mmocr_serve_tools.server import metric_sum
 
     def delta(name, model, **labels):
         return metric_sum(after, name, ModelName=model, **labels) - \

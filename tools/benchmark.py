@@ -95,7 +95,7 @@ def labels(cfg: BenchmarkConfig, name: str) -> Dict[str, tuple]:
 
 def build_archives(cfg: BenchmarkConfig, name: str, store: Path) -> None:
     """One archive per batch size and variant (see ``labels``)."""
-    from mmocr_serve.archive import ArchiveSpec, build_archive
+    from mmocr_serve_tools.archive import ArchiveSpec, build_archive
     from mmocr_serve.loading import save_random_checkpoint
 
     config = MODELS[name][0]
@@ -107,7 +107,7 @@ def build_archives(cfg: BenchmarkConfig, name: str, store: Path) -> None:
         models = dict(config=config, checkpoint=str(checkpoint))
     for label, (batch, variant) in labels(cfg, name).items():
         settings = variant_settings(variant) if variant else {}
-        build_archive(ArchiveSpec(**models, **settings, output_folder=str(store),
+        build_archive(ArchiveSpec.flat(**models, **settings, output_folder=str(store),
                                   model_name=label, batch_size=batch,
                                   max_batch_delay_ms=cfg.max_batch_delay_ms, force=True))
 
@@ -122,7 +122,7 @@ def readtext_in_process(cfg: BenchmarkConfig, name: str, seconds: float) -> tupl
     Returns:
         ({1: images/s}, p50 ms per call).
     """
-    from mmocr_serve.deployment_check import readtext_reference
+    from mmocr_serve_tools.deployment_check import readtext_reference
 
     det, recog = MODELS[name][0]
     readtext = readtext_reference(str(ROOT / det), trained(det), str(ROOT / recog), trained(recog))
@@ -206,8 +206,8 @@ def serve_and_drive(cfg: BenchmarkConfig, store: Path, labels: Sequence[str], im
     Returns:
         ({label: one LoadResult per level}, {label: ``handler_report`` of its windows}).
     """
-    from mmocr_serve.loadgen import LoadResult, drive
-    from mmocr_serve.server import TorchServeProcess
+    from mmocr_serve_tools.loadgen import LoadResult, drive
+    from mmocr_serve_tools.server import TorchServeProcess
 
     with contextlib.ExitStack() as stack:
         urls, servers = {}, {}
@@ -244,7 +244,7 @@ def add_metrics(into: Dict[tuple, float], before: Dict[tuple, float],
 def handler_report(samples: Dict[tuple, float]) -> dict:
     """The handler's metrics over the measured windows: ms per request by stage, and
     images per forward pass."""
-    from mmocr_serve.server import metric_sum
+    from mmocr_serve_tools.server import metric_sum
 
     requests = metric_sum(samples, "mmocr_requests_total") or 1.0
     passes = metric_sum(samples, "mmocr_forward_passes_total") or 1.0
@@ -276,7 +276,7 @@ def served(cfg: BenchmarkConfig, store: Path, name: str, image: bytes,
 
 def thread_study(cfg: BenchmarkConfig, name: str, store: Path) -> List[dict]:
     """Served images/s for workers x torch threads per worker, batch size 1, 8 clients."""
-    from mmocr_serve.archive import ArchiveSpec, build_archive
+    from mmocr_serve_tools.archive import ArchiveSpec, build_archive
 
     cores = len(os.sched_getaffinity(0))
     config, image_path = MODELS[name]
@@ -284,7 +284,7 @@ def thread_study(cfg: BenchmarkConfig, name: str, store: Path) -> List[dict]:
     settings = {f"{name}_w{workers}t{threads}": (workers, threads)
                 for workers, threads in ((1, cores), (cores, 1), (cores, cores))}
     for label, (workers, threads) in settings.items():
-        build_archive(ArchiveSpec(config=config, checkpoint=str(cfg.workdir / f"{name}.pth"),
+        build_archive(ArchiveSpec.flat(config=config, checkpoint=str(cfg.workdir / f"{name}.pth"),
                                   output_folder=str(store), model_name=label, workers=workers,
                                   cpu_threads=threads, force=True))
     results, _ = serve_and_drive(cfg, store, list(settings), image, [8], cfg.duration_s,
@@ -471,7 +471,7 @@ CONTAINER_SETTINGS = {  # docker run --cpus N with the serving image's defaults,
 
 def shared_archives(store: Path, setting: str) -> List[str]:
     """The demo archives of one setting in ``store``; ``NAME=FILE`` for TorchServe."""
-    from mmocr_serve.archive import ArchiveSpec, build_archive
+    from mmocr_serve_tools.archive import ArchiveSpec, build_archive
 
     settings, _ = SHARED_SETTINGS[setting]
     models = []
@@ -481,7 +481,7 @@ def shared_archives(store: Path, setting: str) -> List[str]:
         paths = {key: str(ROOT / value) for key, value in sources.items() if key.endswith("config")}
         paths.update({key.replace("config", "checkpoint"): trained(value)
                       for key, value in sources.items() if key.endswith("config")})
-        build_archive(ArchiveSpec(**paths, **settings, output_folder=str(store), model_name=label,
+        build_archive(ArchiveSpec.flat(**paths, **settings, output_folder=str(store), model_name=label,
                                   batch_size=sources.get("batch_size", 1), force=True))
         models.append(f"{label}={label}.mar")
     return models
@@ -493,7 +493,7 @@ def drive_once(url: str, label: str, seconds: float):
     Returns:
         Its ``LoadResult``.
     """
-    from mmocr_serve.loadgen import LoadResult, drive
+    from mmocr_serve_tools.loadgen import LoadResult, drive
 
     image = (ROOT / SHARED_MODELS[label][1]).read_bytes()
     drive(url, [image], 1, duration_s=60, max_requests=2)  # warm-up
@@ -512,8 +512,8 @@ def window_s(cfg: BenchmarkConfig, label: str) -> float:
 
 def shared_cpu_study(cfg: BenchmarkConfig) -> dict:
     """p50/p99 of each demo archive and setting, quiet and beside busy neighbours."""
-    from mmocr_serve.loadgen import cpu_burners
-    from mmocr_serve.server import TorchServeProcess
+    from mmocr_serve_tools.loadgen import cpu_burners
+    from mmocr_serve_tools.server import TorchServeProcess
 
     cores = len(os.sched_getaffinity(0))
     conditions = {"quiet": 0, "1 burner": 1, f"{cores} burners": cores}
@@ -548,7 +548,7 @@ def container_study(cfg: BenchmarkConfig, image: str = "mmocr-serve:cpu") -> Lis
     ``CONTAINER_SETTINGS`` in a container of its own; none where the image is absent."""
     import subprocess
 
-    from mmocr_serve.server import free_port
+    from mmocr_serve_tools.server import free_port
 
     docker = "/usr/bin/docker"  # Debian's client, as the image tests use (tests/dockerd.py)
     if not Path(docker).exists() or subprocess.run([docker, "image", "inspect", image],
@@ -580,7 +580,7 @@ def container_study(cfg: BenchmarkConfig, image: str = "mmocr-serve:cpu") -> Lis
 def container_rounds(cfg: BenchmarkConfig, docker: str, cpus: str, names: dict) -> List[dict]:
     """Each model in each container, ``cfg.rounds`` windows each, the containers taking
     turns in ``round_order`` (containers started one after another warm up unevenly)."""
-    from mmocr_serve.loadgen import LoadResult
+    from mmocr_serve_tools.loadgen import LoadResult
 
     rows = []
     for label in SHARED_MODELS:

@@ -44,15 +44,15 @@ def worker_rss_mib(pids: List[int]) -> dict:
 
 
 def run(cfg: SoakConfig) -> dict:
-    from mmocr_serve.archive import ArchiveSpec, build_archive
-    from mmocr_serve.loadgen import drive
+    from mmocr_serve_tools.archive import ArchiveSpec, build_archive
+    from mmocr_serve_tools.loadgen import drive
     from mmocr_serve.loading import save_random_checkpoint
-    from mmocr_serve.server import TorchServeProcess
+    from mmocr_serve_tools.server import TorchServeProcess
 
     config, image_path = MODELS[cfg.model]
     store = cfg.workdir / "model-store"
     checkpoint = save_random_checkpoint(config, cfg.workdir / f"{cfg.model}.pth")
-    build_archive(ArchiveSpec(config=config, checkpoint=str(checkpoint), output_folder=str(store),
+    build_archive(ArchiveSpec.flat(config=config, checkpoint=str(checkpoint), output_folder=str(store),
                               model_name=cfg.model, batch_size=cfg.batch_size, force=True))
     image = (ROOT / image_path).read_bytes()
     windows, began = [], time.monotonic()

@@ -2,7 +2,7 @@
 
 Two processes side by side, one CPU thread each: each renders its model's training set
 (pages of words for the detector, word crops cut from other pages for the recognizer; see
-``mmocr_serve.synth``), then trains its model with MMOCR's own ``train_detector`` on the
+``mmocr_serve_tools.synth``), then trains its model with MMOCR's own ``train_detector`` on the
 mmcv runner, from the configs in demo/models/. The final checkpoints, as the runner writes
 them, are copied beside the configs, and the pages the demo and the benchmark read to
 demo/.
@@ -34,12 +34,16 @@ class TrainSpec:
     det_iters: Optional[int] = None  # None: the config's runner.max_iters
     recog_iters: Optional[int] = None
     det_pages: int = 1000  # rendered pages the detector trains on
-    recog_pages: int = 1000  # rendered pages cut into the recognizer's word crops
+    recog_pages: int = 800  # rendered pages cut into the recognizer's word crops
+    crops_per_page: int = 100  # the most words cut from one page: more pages, more fonts
     seed: int = 2026
     data_dir: Path = ROOT / "work" / "demo-data"
     work_dir: Path = ROOT / "work" / "train"
     output_dir: Path = ROOT / "demo" / "models"  # where the checkpoints are copied
     resume: bool = False  # go on from work_dir's latest checkpoint, up to the iterations given
+    # start from the committed checkpoints beside the configs: layers whose shape the
+    # config changed (a recognizer's classes) start afresh
+    warm_start: bool = False
 
     def iters(self, role: str) -> Optional[int]:
         return self.det_iters if role == "det" else self.recog_iters
@@ -56,7 +60,7 @@ def render_training_data(spec: TrainSpec, role: str) -> Path:
     """
     import numpy as np
 
-    from mmocr_serve import synth
+    from mmocr_serve_tools import synth
 
     folder = spec.data_dir / role
     annotations = folder / ("train.json" if role == "det" else "train.txt")
@@ -68,7 +72,8 @@ def render_training_data(spec: TrainSpec, role: str) -> Path:
                 for i in range(pages)]
     if role == "det":
         return Path(synth.write_detection_set(str(folder), rendered, "train"))
-    crops = [crop for page in rendered for crop in synth.word_crops(rng, page)]
+    crops = [crop for page in rendered
+             for crop in synth.word_crops(rng, page, limit=spec.crops_per_page)]
     print(f"[recog] {len(crops)} word crops", flush=True)
     return Path(synth.write_recognition_set(str(folder), crops, "train"))
 
@@ -106,6 +111,8 @@ def train(spec: TrainSpec, role: str) -> Path:
     cfg.gpu_ids = [0]  # one process; mmcv's data parallel runs on the CPU without CUDA
     cfg.device = "cpu"
     cfg.seed = spec.seed
+    if spec.warm_start and not spec.resume:
+        cfg.load_from = str((ROOT / config).with_suffix(".pth"))
     if spec.resume:
         cfg.resume_from = str(spec.work_dir / role / "latest.pth")
         cfg.runner.type = register_cpu_runner()
@@ -177,7 +184,7 @@ def register_progress_hook() -> None:
 
 def write_demo_pages() -> None:
     """demo/demo_page.jpg (the demo reads it) and demo/benchmark_page.jpg (20+ lines)."""
-    from mmocr_serve import synth
+    from mmocr_serve_tools import synth
 
     pages = {"demo_page": synth.demo_page(), "benchmark_page": synth.benchmark_page()}
     for name, page in pages.items():
@@ -191,15 +198,14 @@ def _clock(seconds: float) -> str:
     return f"{minutes // 60}:{minutes % 60:02d}:{secs:02d}"
 
 
-INT_OPTIONS = ("det_iters", "recog_iters", "det_pages", "recog_pages", "seed")
+INT_OPTIONS = ("det_iters", "recog_iters", "det_pages", "recog_pages", "crops_per_page", "seed")
 PATH_OPTIONS = ("data_dir", "work_dir", "output_dir")
 
 
 def child_argv(spec: TrainSpec, role: str) -> List[str]:
     """The command line of the process that trains ``role`` under ``spec``."""
     argv = [sys.executable, "-u", __file__, "--only", role, "--models", *spec.models]
-    if spec.resume:
-        argv.append("--resume")
+    argv += ["--resume"] * spec.resume + ["--warm-start"] * spec.warm_start
     for name in INT_OPTIONS + PATH_OPTIONS:
         if getattr(spec, name) is not None:
             argv.append(f"--{name.replace('_', '-')}={getattr(spec, name)}")
@@ -216,13 +222,16 @@ def parse_args(argv: Optional[List[str]]) -> tuple:
                                 default=getattr(defaults, name))
     parser.add_argument("--resume", action="store_true",
                         help="go on from the work dir's latest checkpoints (more iterations)")
+    parser.add_argument("--warm-start", action="store_true",
+                        help="start from the committed checkpoints beside the configs")
     parser.add_argument("--demo-page", action="store_true",
                         help="only (re)write the demo's pages, demo/*_page.jpg")
     parser.add_argument("--only", choices=sorted(CONFIGS), help=argparse.SUPPRESS)  # a child
     args = parser.parse_args(argv)
     spec = TrainSpec(models=tuple(args.models), det_iters=args.det_iters,
                      recog_iters=args.recog_iters, det_pages=args.det_pages,
-                     recog_pages=args.recog_pages, seed=args.seed,
+                     recog_pages=args.recog_pages, crops_per_page=args.crops_per_page,
+                     seed=args.seed, warm_start=args.warm_start,
                      data_dir=args.data_dir.resolve(), work_dir=args.work_dir.resolve(),
                      output_dir=args.output_dir.resolve(), resume=args.resume)
     return spec, args

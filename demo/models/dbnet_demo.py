@@ -1,7 +1,7 @@
 # The demo text detector: MMOCR 0.6.3's DBNet r18 config, slimmed for training on 2 CPU
 # cores (a quarter of the backbone's channels, an eighth of the neck's, 320-pixel crops) on
 # pages that tools/train_demo_models.py renders. Pages are read at their long edge
-# resized to 640.
+# resized to 1024, so that a page's small print stays a few pixels apart.
 import os.path as osp
 
 import mmocr
@@ -19,20 +19,25 @@ img_norm_cfg = dict(mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375],
 train_pipeline = [
     dict(type='LoadImageFromFile', color_type='color_ignore_orientation'),
     dict(type='LoadTextAnnotations', with_bbox=True, with_mask=True, poly2mask=False),
+    # MMOCR's transforms, the whole-page ones on 8-bit pixels and the rest on the crop
+    # the page's long edge to 1024 (as in inference), then scaled by 0.6 to 1.4
+    dict(type='ScaleAspectJitter', img_scale=[(1024, 1024)], ratio_range=(0.6, 1.4),
+         aspect_ratio_range=(0.9, 1.1), multiscale_mode='value', long_size_bound=1024,
+         short_size_bound=320, resize_type='long_short_bound', keep_ratio=False),
+    dict(type='EastRandomCrop', target_size=(320, 320)),
     dict(type='ColorJitter', brightness=32.0 / 255, saturation=0.5),
     dict(type='Normalize', **img_norm_cfg),
-    dict(type='ImgAug', args=[dict(cls='Affine', rotate=[-5, 5]), ['Resize', [0.6, 1.4]]]),
-    dict(type='EastRandomCrop', target_size=(320, 320)),
     dict(type='DBNetTargets', shrink_ratio=0.4),
     dict(type='Pad', size_divisor=32),
     dict(type='CustomFormatBundle',
          keys=['gt_shrink', 'gt_shrink_mask', 'gt_thr', 'gt_thr_mask'],
          visualize=dict(flag=False, boundary_key='gt_shrink')),
-    dict(type='Collect', keys=['img', 'gt_shrink', 'gt_shrink_mask', 'gt_thr', 'gt_thr_mask']),
+    dict(type='Collect', keys=['img', 'gt_shrink', 'gt_shrink_mask', 'gt_thr', 'gt_thr_mask'],
+         meta_keys=['filename', 'ori_shape', 'img_shape']),
 ]
 test_pipeline = [
     dict(type='LoadImageFromFile', color_type='color_ignore_orientation'),
-    dict(type='MultiScaleFlipAug', img_scale=(640, 640), flip=False,
+    dict(type='MultiScaleFlipAug', img_scale=(1024, 1024), flip=False,
          transforms=[
              dict(type='Resize', keep_ratio=True),
              dict(type='Normalize', **img_norm_cfg),
@@ -57,7 +62,7 @@ data = dict(
 
 optimizer = dict(_delete_=True, type='Adam', lr=1e-3)
 lr_config = dict(_delete_=True, policy='poly', power=0.9, min_lr=1e-5, by_epoch=False)
-runner = dict(_delete_=True, type='IterBasedRunner', max_iters=1600)
+runner = dict(_delete_=True, type='IterBasedRunner', max_iters=4500)
 checkpoint_config = dict(interval=500, by_epoch=False, max_keep_ckpts=1, save_optimizer=False)
 log_config = dict(interval=20)
 evaluation = dict(interval=100000, metric='hmean-iou')

@@ -11,11 +11,10 @@ from typing import List, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository root
 
-from mmocr_serve.archive import DEVICE_TYPES, ArchiveSpec, build_archive  # noqa: E402
-from mmocr_serve.decode import DEFAULT_MAX_PIXELS  # noqa: E402
+from mmocr_serve_tools.archive import DEVICE_TYPES, ArchiveSpec, build_archive  # noqa: E402
 from mmocr_serve.errors import ServeError  # noqa: E402
 from mmocr_serve.onnx_backend import BACKENDS  # noqa: E402
-from mmocr_serve.runtime import CPU_LAYOUTS, CPU_MEMORY  # noqa: E402
+from mmocr_serve.runtime import CPU_LAYOUTS, CPU_MEMORY, RuntimeOptions  # noqa: E402
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -42,9 +41,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--trust-checkpoint", action="store_true",
                         help="allow a checkpoint that needs arbitrary unpickling (runs its code)")
     group = parser.add_argument_group("model-config.yaml (TorchServe per-model settings)")
-    group.add_argument("--workers", type=int, default=defaults.workers,
+    group.add_argument("--workers", type=int, default=defaults.runtime.workers,
                        help="worker processes, each holding one copy of the model")
-    group.add_argument("--batch-size", type=int, default=defaults.batch_size,
+    group.add_argument("--batch-size", type=int, default=defaults.runtime.batch_size,
                        help="most requests TorchServe gathers into one handler call "
                        "(default: 8 for a recognizer, 1 for a detector or end-to-end archive)")
     group.add_argument("--max-batch-delay", type=int, default=defaults.max_batch_delay_ms,
@@ -53,19 +52,19 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                        help="s before TorchServe gives up on a batch and restarts the worker")
     group.add_argument("--device-type", choices=DEVICE_TYPES, default=None,
                        help="force CPU or GPU workers (default: GPU where one exists)")
-    group.add_argument("--max-image-pixels", type=int, default=DEFAULT_MAX_PIXELS,
+    group.add_argument("--max-image-pixels", type=int, default=defaults.runtime.max_image_pixels,
                        help="larger images are refused with 413")
     group.add_argument("--cpu-threads", type=int, default=None,
                        help="torch threads per CPU worker (default: the CPUs the worker may "
                        "use, its affinity and cgroup quota, divided by the workers; the "
                        "MMOCR_SERVE_CPU_THREADS variable overrides at start)")
-    group.add_argument("--max-forward-batch", type=positive, default=defaults.max_forward_batch,
+    group.add_argument("--max-forward-batch", type=positive, default=defaults.runtime.max_forward_batch,
                        help="most images (or end-to-end crops) in one forward pass (default: "
                        "32 on a GPU and for end-to-end crops, else the batch size)")
-    group.add_argument("--cpu-memory", choices=sorted(CPU_MEMORY), default=defaults.cpu_memory,
+    group.add_argument("--cpu-memory", choices=sorted(CPU_MEMORY), default=defaults.runtime.cpu_memory,
                        help="reuse: a CPU worker keeps freed memory for its next requests "
                        "(faster; its memory stays at its peak); release: give it back at once")
-    group.add_argument("--cpu-layout", choices=sorted(CPU_LAYOUTS), default=defaults.cpu_layout,
+    group.add_argument("--cpu-layout", choices=sorted(CPU_LAYOUTS), default=defaults.runtime.cpu_layout,
                        help="channels_last: a CPU worker stores convolution weights NHWC "
                        "(faster; models with mmcv ops stay contiguous); contiguous: NCHW")
     group.add_argument("--backend", choices=sorted(BACKENDS), default=defaults.backend,
@@ -98,11 +97,13 @@ def spec_from_args(args: argparse.Namespace) -> ArchiveSpec:
         cfg_options=parse_cfg_options(args.cfg_options), trust_checkpoint=args.trust_checkpoint,
         recog_config=args.recog_config, recog_checkpoint=args.recog_checkpoint,
         recog_cfg_options=parse_cfg_options(args.recog_cfg_options),
-        workers=args.workers, batch_size=args.batch_size,
+        runtime=RuntimeOptions(
+            workers=args.workers, batch_size=args.batch_size,
+            max_image_pixels=args.max_image_pixels, cpu_threads=args.cpu_threads,
+            max_forward_batch=args.max_forward_batch, cpu_memory=args.cpu_memory,
+            cpu_layout=args.cpu_layout),
         max_batch_delay_ms=args.max_batch_delay, response_timeout_s=args.response_timeout,
-        device_type=args.device_type, max_image_pixels=args.max_image_pixels,
-        cpu_threads=args.cpu_threads, max_forward_batch=args.max_forward_batch,
-        cpu_memory=args.cpu_memory, cpu_layout=args.cpu_layout, backend=args.backend)
+        device_type=args.device_type, backend=args.backend)
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -15,8 +15,8 @@ from typing import List, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository root
 
-from mmocr_serve.compare import COORD_TOL, SCORE_TOL  # noqa: E402
-from mmocr_serve.deployment_check import EXIT_SERVER, CheckSpec, run_check  # noqa: E402
+from mmocr_serve_tools.compare import COORD_TOL, SCORE_TOL  # noqa: E402
+from mmocr_serve_tools.deployment_check import EXIT_SERVER, CheckSpec, run_check  # noqa: E402
 from mmocr_serve.errors import ServeError  # noqa: E402
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import logging
 import re
@@ -12,24 +13,24 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Dict, List, Optional
 
-from .decode import DEFAULT_MAX_PIXELS
-from .engine import ModelRunner
-from .errors import ConversionError, check_choice
-from .loading import (MANIFEST_NAME, ModelDirManifest, ModelFiles, build_model, load_config,
+import mmocr_serve
+from mmocr_serve.adapter import ModelAdapter
+from mmocr_serve.errors import ConversionError, ModelLoadError, check_choice
+from mmocr_serve.loading import (MANIFEST_NAME, ModelDirManifest, ModelFiles, build_model, load_config,
                       load_weights, model_task, read_checkpoint)
-from .onnx_backend import BACKENDS, export_network
-from .runtime import CPU_LAYOUTS, CPU_MEMORY
-from .tasks import DET, OCR, RECOG
+from mmocr_serve.onnx_backend import BACKENDS, export_network
+from mmocr_serve.runtime import RuntimeOptions
+from mmocr_serve.tasks import DET, OCR, RECOG
 
 logger = logging.getLogger(__name__)
 
-PACKAGE_DIR = Path(__file__).resolve().parent
+PACKAGE_DIR = Path(mmocr_serve.__file__).resolve().parent  # the runtime package
 HANDLER_PATH = PACKAGE_DIR.parent / "mmocr_handler.py"
-# The package modules a worker imports (the handler's, and theirs): an archive carries
-# these and none of the tools (archive, compare, deployment_check, loadgen, server, synth,
-# visualize). tests/test_converter.py checks the list against the handler's imports.
-RUNTIME_MODULES = ("__init__", "decode", "engine", "errors", "loading", "metrics",
-                   "onnx_backend", "openmp", "options", "results", "runtime", "tasks")
+# The runtime modules a worker imports (the handler's, and theirs): an archive carries
+# these, and neither the AIGES front end's nor any tool (this package).
+# tests/test_converter.py checks the list against the handler's imports.
+RUNTIME_MODULES = ("__init__", "adapter", "decode", "engine", "errors", "loading", "metrics",
+                   "onnx_backend", "openmp", "options", "passes", "results", "runtime", "tasks")
 MODEL_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-.]*$")  # TorchServe's own rule
 DEVICE_TYPES = ("cpu", "gpu")
 
@@ -49,17 +50,21 @@ class ArchiveSpec:
     cfg_options: Dict[str, object] = field(default_factory=dict)
     recog_cfg_options: Dict[str, object] = field(default_factory=dict)
     trust_checkpoint: bool = False
-    workers: int = 1
-    batch_size: Optional[int] = None  # None: see ``default_batch_size``
+    # how the workers run: workers, batch size (None: see ``default_batch_size``), threads,
+    # memory and layout, written into model-config.yaml
+    runtime: RuntimeOptions = RuntimeOptions()
     max_batch_delay_ms: int = 20
     response_timeout_s: int = 120
     device_type: Optional[str] = None  # None: GPU workers where a GPU exists
-    max_image_pixels: int = DEFAULT_MAX_PIXELS
-    cpu_threads: Optional[int] = None  # None: the cores shared evenly by the workers
-    max_forward_batch: Optional[int] = None  # None: see RuntimeOptions.forward_batch
-    cpu_memory: str = "reuse"  # see runtime.CPU_MEMORY
-    cpu_layout: str = "channels_last"  # see runtime.CPU_LAYOUTS
     backend: str = "torch"  # the recognizer's network: see onnx_backend.BACKENDS
+
+    @classmethod
+    def flat(cls, **fields) -> "ArchiveSpec":
+        """A spec from one flat set of fields, ``RuntimeOptions``'s among them
+        (``batch_size=4``, ``cpu_layout="contiguous"``): for tools that vary any of them."""
+        names = {f.name for f in dataclasses.fields(RuntimeOptions)}
+        runtime = RuntimeOptions(**{k: v for k, v in fields.items() if k in names})
+        return cls(**{k: v for k, v in fields.items() if k not in names}, runtime=runtime)
 
     @property
     def name(self) -> str:
@@ -139,20 +144,19 @@ def check_spec(spec: ArchiveSpec) -> None:
         raise ConversionError(f"{spec.archive_path} already exists (pass -f/--force to overwrite)")
     if spec.device_type not in (None, *DEVICE_TYPES):
         raise ConversionError(f"device type must be one of {DEVICE_TYPES}, not {spec.device_type!r}")
-    for label, value in (("workers", spec.workers),
-                         ("batch size", 1 if spec.batch_size is None else spec.batch_size),
-                         ("max forward batch",
-                          1 if spec.max_forward_batch is None else spec.max_forward_batch),
-                         ("response timeout", spec.response_timeout_s),
-                         ("max image pixels", spec.max_image_pixels)):
-        if value < 1:
-            raise ConversionError(f"{label} must be at least 1, not {value}")
+    try:  # the worker's own check, before anything is written
+        RuntimeOptions.from_mapping({"workers": spec.runtime.workers,
+                                     "batch_size": 1 if spec.runtime.batch_size is None
+                                     else spec.runtime.batch_size,
+                                     **spec.runtime.handler_section()})
+    except ModelLoadError as err:
+        raise ConversionError(err.message) from None
+    if spec.response_timeout_s < 1:
+        raise ConversionError(f"response timeout must be at least 1 s, not {spec.response_timeout_s}")
     if bool(spec.recog_config) != bool(spec.recog_checkpoint):
         raise ConversionError("--recog-config and --recog-checkpoint go together")
     if spec.max_batch_delay_ms < 0:
         raise ConversionError(f"max batch delay must be >= 0 ms, not {spec.max_batch_delay_ms}")
-    check_choice("cpu memory", spec.cpu_memory, CPU_MEMORY, ConversionError)
-    check_choice("cpu layout", spec.cpu_layout, CPU_LAYOUTS, ConversionError)
     check_choice("backend", spec.backend, BACKENDS, ConversionError)
 
 
@@ -195,7 +199,7 @@ def stage_model_dir(stage: Path, task: str, models: List[ValidatedModel],
     files = {model.role: stage_model(stage, model) for model in models}
     if backend == "onnxruntime":
         files[RECOG] = replace(files[RECOG], network=f"{RECOG}.onnx")
-        export_network(ModelRunner(models[-1].model), stage / files[RECOG].network)
+        export_network(ModelAdapter(models[-1].model), stage / files[RECOG].network)
     (stage / MANIFEST_NAME).write_text(ModelDirManifest(task=task, models=files).to_json())
 
 
@@ -226,21 +230,17 @@ def default_batch_size(task: str) -> int:
 
 
 def write_model_config(path: Path, spec: ArchiveSpec, task: str) -> None:
-    """The archive's model-config.yaml: TorchServe's per-model settings."""
+    """The archive's model-config.yaml: TorchServe's per-model settings, and the handler's
+    runtime options (``RuntimeOptions.handler_section``)."""
     import yaml
 
     config = {
-        "minWorkers": spec.workers,
-        "maxWorkers": spec.workers,
-        "batchSize": default_batch_size(task) if spec.batch_size is None else spec.batch_size,
+        "minWorkers": spec.runtime.workers,
+        "maxWorkers": spec.runtime.workers,
+        "batchSize": spec.runtime.batch_size or default_batch_size(task),
         "maxBatchDelay": spec.max_batch_delay_ms,
         "responseTimeout": spec.response_timeout_s,
-        # runtime.RuntimeOptions; "auto": its default
-        "handler": {"task": task, "max_image_pixels": spec.max_image_pixels,
-                    "cpu_threads": spec.cpu_threads or "auto",
-                    "max_forward_batch": ("auto" if spec.max_forward_batch is None
-                                          else spec.max_forward_batch),
-                    "cpu_memory": spec.cpu_memory, "cpu_layout": spec.cpu_layout},
+        "handler": spec.runtime.handler_section(),
     }
     if spec.device_type:
         config["deviceType"] = spec.device_type
@@ -262,10 +262,16 @@ def run_archiver(spec: ArchiveSpec, stage: Path, workdir: Path) -> Path:
         config_file=str(workdir / "model-config.yaml"),
         force=True,
     )
+    # The archiver copies the files into tempfile.gettempdir()/NAME: two builds of one name
+    # at once (two test runs, two CI jobs) would share it. This build's own folder instead.
+    (workdir / "archiver").mkdir()
+    shared_tmp, tempfile.tempdir = tempfile.tempdir, str(workdir / "archiver")
     try:
         package_model(config, manifest=ModelExportUtils.generate_manifest_json(config))
     except Exception as err:
         raise ConversionError(f"torch-model-archiver failed: {err}") from None
+    finally:
+        tempfile.tempdir = shared_tmp
     return workdir / f"{spec.name}.mar"
 
 

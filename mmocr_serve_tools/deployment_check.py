@@ -99,7 +99,7 @@ def above_threshold(result: dict, score_thr: float) -> dict:
 
 def run_check(spec: CheckSpec, report=print) -> int:
     """Compare every image; print one table. Returns the exit code (0, 1 or 2)."""
-    from .decode import decode_image
+    from mmocr_serve.decode import decode_image
     from .visualize import draw_comparison
 
     images = expand_images(spec.images)
@@ -130,9 +130,9 @@ def in_process_reference(spec: CheckSpec):
     """
     from mmocr.apis import model_inference
 
-    from .engine import resolved_test_pipeline
-    from .loading import load_model
-    from .results import DetectionResult, Recognition
+    from mmocr_serve.engine import resolved_test_pipeline
+    from mmocr_serve.loading import load_model
+    from mmocr_serve.results import DetectionResult, Recognition
 
     device = spec.device or default_device()
     if spec.recog_config:
@@ -153,7 +153,7 @@ def readtext_reference(det_config: str, det_checkpoint: str, recog_config: str,
     """image path -> MMOCR 0.6.3's own ``readtext`` answer, in the wire format."""
     from mmocr.utils.ocr import MMOCR
 
-    from .loading import resolve_config_path
+    from mmocr_serve.loading import resolve_config_path
 
     # The names only pass MMOCR's check; the configs and checkpoints given are used.
     ocr = MMOCR(det="DB_r18", recog="CRNN", device=device,
