@@ -3,7 +3,6 @@ result equals single-image inference of that image (engine, handler, real TorchS
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 from concurrent.futures import ThreadPoolExecutor
 
@@ -13,6 +12,7 @@ import requests
 from answers import assert_detects, assert_same
 from conftest import DET_CONFIG
 from fake_context import FakeContext, load_handler_class
+from probes import forward_passes
 from images import encode, rendered_page, rendered_word, text_image
 from mmocr_serve.adapter import ModelAdapter
 from mmocr_serve.engine import OCREngine, load_engine
@@ -156,7 +156,7 @@ def test_concurrent_mixed_size_requests_are_batched_by_torchserve(torchserve, de
     two sizes reach the handler in batches; each answer equals in-process inference."""
     from mmocr.apis import model_inference
 
-    pages = [rendered_page(800 + i, size) for i, size in enumerate(DET_SIZES * 2)]
+    pages = [rendered_page(830 + i, size) for i, size in enumerate(DET_SIZES * 2)]
     files = []
     for i, page in enumerate(pages):
         path = tmp_path / f"scene{i}.png"
