@@ -15,7 +15,6 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from .adapter import ModelAdapter
-from .adapter import resolved_test_pipeline  # noqa: F401  (deployment_check imports it here)
 from .decode import DEFAULT_MAX_PIXELS, decode_image, split_request
 from .errors import ConversionError, ModelLoadError, ServeError
 from .loading import ModelDirManifest, load_model

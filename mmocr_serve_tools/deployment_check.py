@@ -130,7 +130,7 @@ def in_process_reference(spec: CheckSpec):
     """
     from mmocr.apis import model_inference
 
-    from mmocr_serve.engine import resolved_test_pipeline
+    from mmocr_serve.adapter import resolved_test_pipeline
     from mmocr_serve.loading import load_model
     from mmocr_serve.results import DetectionResult, Recognition
 
