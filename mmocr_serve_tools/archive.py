@@ -28,7 +28,7 @@ PACKAGE_DIR = Path(mmocr_serve.__file__).resolve().parent  # the runtime package
 HANDLER_PATH = PACKAGE_DIR.parent / "mmocr_handler.py"
 # The runtime modules a worker imports (the handler's, and theirs): an archive carries
 # these, and neither the AIGES front end's nor any tool (this package).
-# tests/test_converter.py checks the list against the handler's imports.
+# tests/unit/test_converter.py checks the list against the handler's imports.
 RUNTIME_MODULES = ("__init__", "adapter", "decode", "engine", "errors", "loading", "metrics",
                    "onnx_backend", "openmp", "options", "passes", "results", "runtime", "tasks")
 MODEL_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-.]*$")  # TorchServe's own rule

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs the whole test suite (unit, handler, real-TorchServe integration, every shipped config).
-#   bash scripts/test.sh [PYTEST ARGS...]   e.g. -m "not slow and not docker and not swarm" for a quick run
+# Runs the whole test suite: tests/{unit,handler,integration,docker,swarm} (docs/tests.md).
+#   bash scripts/test.sh [PYTEST ARGS...]   e.g. -m "not docker" for the quick run
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"

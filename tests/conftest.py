@@ -1,4 +1,5 @@
-"""Shared fixtures: the trained demo models, archives, rendered images and a real TorchServe."""
+"""Each test's layer marker, from its directory; shared fixtures: the trained demo models,
+archives, rendered images and a real TorchServe."""
 
 from __future__ import annotations
 
@@ -7,9 +8,23 @@ from pathlib import Path
 
 import pytest
 
+from clis import ROOT, convert
 from images import encode, rendered_page, rendered_word
 
-ROOT = Path(__file__).resolve().parents[1]
+TESTS = Path(__file__).resolve().parent
+# tests/<layer>/test_*.py: the layer is the test's marker (setup.cfg describes each). A swarm
+# test is a docker test too: both need the engine and the images.
+LAYERS = {"unit": (), "handler": (), "integration": (), "docker": (), "swarm": ("docker",)}
+
+
+def pytest_itemcollected(item) -> None:
+    layer = Path(str(item.fspath)).resolve().relative_to(TESTS).parts[0]
+    if layer not in LAYERS:
+        raise pytest.UsageError(f"{item.nodeid}: a test lives in one of tests/{{{','.join(LAYERS)}}}/")
+    for marker in (layer, *LAYERS[layer]):
+        item.add_marker(marker)
+
+
 # The detector and recognizer trained by tools/train_demo_models.py (demo/models/README.md)
 DET_CONFIG = str(ROOT / "demo" / "models" / "dbnet_demo.py")
 RECOG_CONFIG = str(ROOT / "demo" / "models" / "crnn_demo.py")
@@ -127,6 +142,19 @@ def readtext(det_checkpoint, recog_checkpoint):
     from mmocr_serve_tools.deployment_check import readtext_reference
 
     return readtext_reference(DET_CONFIG, det_checkpoint, RECOG_CONFIG, recog_checkpoint)
+
+
+@pytest.fixture(scope="session")
+def onnx_store(workdir) -> Path:
+    """crnn_onnx.mar (batch size 1) and ocr_onnx.mar, made with the converter's CLI."""
+    store = workdir / "onnx-store"
+    for name, extra in (("crnn_onnx", [RECOG_CONFIG, RECOG_CHECKPOINT, "--batch-size", "1"]),
+                        ("ocr_onnx", [DET_CONFIG, DET_CHECKPOINT, "--recog-config", RECOG_CONFIG,
+                                      "--recog-checkpoint", RECOG_CHECKPOINT])):
+        done = convert(*extra, "--output-folder", store, "--model-name", name,
+                       "--backend", "onnxruntime")
+        assert done.returncode == 0, done.stdout + done.stderr
+    return store
 
 
 @pytest.fixture(scope="session")

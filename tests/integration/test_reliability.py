@@ -9,7 +9,6 @@ import socket
 import threading
 import time
 import zipfile
-from pathlib import Path
 
 import pytest
 import requests
@@ -18,7 +17,6 @@ from hostile import hostile_corpus
 from images import encode, text_image
 from mmocr_serve_tools.server import REPO_CONFIG, TorchServeProcess
 
-pytestmark = pytest.mark.integration
 
 
 def request_limit() -> int:

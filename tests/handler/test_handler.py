@@ -1,9 +1,7 @@
 """The handler driven with a fake TorchServe context: batch contract, errors, equality."""
 
 import base64
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,9 +10,6 @@ from answers import assert_detects, assert_same
 from conftest import DET_CONFIG, RECOG_CONFIG
 from fake_context import FakeContext, load_handler_class
 from mmocr_serve.results import DetectionResult, Recognition
-
-
-
 
 
 @pytest.fixture(scope="module")
@@ -184,5 +179,5 @@ def test_the_handler_module_defines_one_class():
     """TorchServe refuses a handler module with more than one class in it."""
     import ast
 
-    tree = ast.parse((Path(__file__).resolve().parents[1] / "mmocr_handler.py").read_text())
+    tree = ast.parse((Path(__file__).resolve().parents[2] / "mmocr_handler.py").read_text())
     assert [n.name for n in tree.body if isinstance(n, ast.ClassDef)] == ["MMOCRHandler"]

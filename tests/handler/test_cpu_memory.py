@@ -10,7 +10,7 @@ import pytest
 from mmocr_serve.errors import ModelLoadError
 from mmocr_serve.runtime import set_cpu_memory
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 # Prints where a freshly allocated 100 MB tensor lives: "[heap]" or an anonymous mapping.
 WHERE = """

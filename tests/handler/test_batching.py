@@ -1,16 +1,13 @@
 """Batched inference: images of one preprocessed shape share one forward pass, and each
-result equals single-image inference of that image (engine, handler, real TorchServe)."""
+result equals single-image inference of that image (engine and handler)."""
 
 from __future__ import annotations
 
 import dataclasses
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-import requests
 
 from answers import assert_detects, assert_same
-from conftest import DET_CONFIG
 from fake_context import FakeContext, load_handler_class
 from probes import forward_passes
 from images import encode, rendered_page, rendered_word, text_image
@@ -18,7 +15,6 @@ from mmocr_serve.adapter import ModelAdapter
 from mmocr_serve.engine import OCREngine, load_engine
 from mmocr_serve.errors import ModelLoadError, ServeError
 from mmocr_serve.runtime import RuntimeOptions
-from mmocr_serve.results import DetectionResult
 
 # Two shapes for the demo DBNet (long edge resized to 1024, padded to multiples of 32):
 # 640x360 -> 1024x576 and 640x480 -> 1024x768.
@@ -42,9 +38,6 @@ def results(engine, images: list) -> list:
     outcomes = engine.predict_many(images)
     assert not [out for out in outcomes if isinstance(out, ServeError)], outcomes
     return outcomes
-
-
-
 
 
 BATCHED = RuntimeOptions(max_forward_batch=32)
@@ -149,29 +142,3 @@ def test_handler_batch_equals_one_request_at_a_time(det_model_dir):
         assert_same(single, got)
 
 
-@pytest.mark.integration
-def test_concurrent_mixed_size_requests_are_batched_by_torchserve(torchserve, det_checkpoint,
-                                                                  reference_model, tmp_path):
-    """dbnet.mar is built with batch size 4 and a 100 ms delay: 8 concurrent requests of
-    two sizes reach the handler in batches; each answer equals in-process inference."""
-    from mmocr.apis import model_inference
-
-    pages = [rendered_page(830 + i, size) for i, size in enumerate(DET_SIZES * 2)]
-    files = []
-    for i, page in enumerate(pages):
-        path = tmp_path / f"scene{i}.png"
-        path.write_bytes(encode(page.image, "PNG"))
-        files.append(path)
-    url = f"{torchserve.inference_url}/predictions/dbnet"
-
-    def send(path):
-        return requests.post(url, data=path.read_bytes(), timeout=120)
-
-    with ThreadPoolExecutor(len(files)) as pool:
-        answers = list(pool.map(send, files))
-    model = reference_model(DET_CONFIG, det_checkpoint)
-    for page, path, answer in zip(pages, files, answers):
-        assert answer.status_code == 200, answer.text
-        expected = DetectionResult.from_mmocr(model_inference(model, str(path))).to_dict()
-        assert_detects(page, expected)
-        assert_same(expected, answer.json())

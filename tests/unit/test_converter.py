@@ -3,24 +3,15 @@
 import ast
 import os
 import pickle
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
 import pytest
 import yaml
 
+from clis import ROOT, convert
 from conftest import DET_CONFIG, RECOG_CONFIG
 from mmocr_serve_tools.archive import RUNTIME_MODULES, archive_summary
-
-ROOT = Path(__file__).resolve().parents[1]
-CLI = ROOT / "tools" / "deployment" / "mmocr2torchserve.py"
-
-
-def convert(*args, cwd=None):
-    return subprocess.run([sys.executable, str(CLI), *map(str, args)], capture_output=True,
-                          text=True, cwd=cwd, timeout=600)
 
 
 def listing(folder: Path) -> list:
@@ -236,24 +227,3 @@ def test_a_count_below_one_is_refused_before_anything_is_written(tmp_path, det_c
     with pytest.raises(ConversionError, match=f"^{named} must be a positive integer, not 0$"):
         build_archive(spec)
     assert listing(tmp_path / "out") == []
-
-
-NOTICES = ("MMCV will release v2.0.0", "No CUDA runtime is found")
-
-
-def test_the_clis_print_only_their_own_output(tmp_path, det_checkpoint, torchserve, image_files):
-    """The notices that importing the stack prints here do not reach the CLIs' output."""
-    bare = subprocess.run([sys.executable, "-c", "import mmcv.ops"], capture_output=True,
-                          text=True, timeout=300)
-    assert NOTICES[0] in bare.stderr  # the stack itself still prints them
-    converted = convert(DET_CONFIG, det_checkpoint, "--output-folder", tmp_path, "--model-name", "d")
-    assert converted.returncode == 0, converted.stderr
-    assert converted.stdout.strip() == f"wrote {tmp_path / 'd.mar'}"
-    checked = subprocess.run(
-        [sys.executable, str(ROOT / "tools" / "deployment" / "test_torchserve.py"),
-         str(image_files["scene.jpg"]), DET_CONFIG, str(det_checkpoint), "dbnet",
-         "--inference-addr", torchserve.inference_url.split("//")[1]],
-        capture_output=True, text=True, timeout=600)
-    assert checked.returncode == 0, checked.stdout + checked.stderr
-    for run in (converted, checked):
-        assert not any(n in run.stdout + run.stderr for n in NOTICES), run.stdout + run.stderr

@@ -28,7 +28,7 @@ from mmocr_serve_tools.server import free_port
 
 pytestmark = pytest.mark.docker
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CONTAINER = f"mmocr-serve-test-{int(time.time())}"
 ARCHIVES = ("dbnet.mar", "crnn.mar", "ocr.mar")
 
@@ -204,7 +204,7 @@ def test_the_aiges_image_passes_the_loader_tests_under_python_39(engine):
                   "-e", "MPLCONFIGDIR=/tmp/mpl", "-v", f"{ROOT}:/src:ro", "-w", "/src",
                   "mmocr-serve-aiges:test", "/opt/venv/bin/python", "-m", "pytest",
                   "-p", "no:cacheprovider", "-o", "pythonpath=tests", "-q",
-                  "tests/test_aiges_wrapper.py", timeout=1200, check=False)
+                  "tests/handler/test_aiges_wrapper.py", timeout=1200, check=False)
     out = done.stdout + done.stderr
     print(out[-2500:])
     assert done.returncode == 0, out[-4000:]

@@ -1,23 +1,12 @@
 """tools/deployment/test_torchserve.py against a real TorchServe: exit codes, table, PNGs."""
 
-import subprocess
-import sys
-from pathlib import Path
 
 import cv2
-import pytest
 
+from clis import check
 from conftest import DET_CONFIG, RECOG_CONFIG
 from mmocr_serve_tools.server import free_port
 from mmocr_serve_tools.visualize import comparison_size
-
-pytestmark = pytest.mark.integration
-TOOL = Path(__file__).resolve().parents[1] / "tools" / "deployment" / "test_torchserve.py"
-
-
-def check(*args):
-    return subprocess.run([sys.executable, str(TOOL), *map(str, args)], capture_output=True,
-                          text=True, timeout=600)
 
 
 def addr(server) -> str:

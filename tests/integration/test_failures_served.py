@@ -14,7 +14,6 @@ import faults
 from conftest import DET_CONFIG, RECOG_CONFIG, WORDS
 from mmocr_serve import aiges_service as codes
 
-pytestmark = pytest.mark.integration
 
 BATCH, MARKED = 8, 5  # eight requests in one handler call; slot 5 holds the marked word
 WORD, MARKED_WORD = WORDS["word.png"]["text"], WORDS["word.jpg"]["text"]

@@ -12,7 +12,6 @@ from answers import assert_detects, assert_same
 from conftest import DET_CONFIG, RECOG_CONFIG
 from mmocr_serve.results import DetectionResult, Recognition
 
-pytestmark = pytest.mark.integration
 
 
 def curl(*args) -> tuple:
