@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Callable, List, Optional
 
-ROOT = Path(__file__).resolve().parents[1]
+from clis import ROOT
 DOCKER = "/usr/bin/docker"  # Debian's client: BuildKit with DOCKER_BUILDKIT=1, no buildx
 CERT_SECRET = "pip-cert"
 SERVING_TAG = "mmocr-serve:cpu"

@@ -15,7 +15,6 @@ import shlex
 import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 import requests
@@ -27,9 +26,8 @@ from dockerd import (Engine, base_image, build, build_serving_image, docker, get
 
 from mmocr_serve_tools.server import free_port
 
-pytestmark = pytest.mark.docker
 
-ROOT = Path(__file__).resolve().parents[2]
+from clis import ROOT
 CONTAINER = f"mmocr-serve-test-{int(time.time())}"
 ARCHIVES = ("dbnet.mar", "crnn.mar", "ocr.mar")
 

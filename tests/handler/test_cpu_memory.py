@@ -3,14 +3,13 @@ of fresh mappings that every pass page-faults and zero-fills again."""
 
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from mmocr_serve.errors import ModelLoadError
 from mmocr_serve.runtime import set_cpu_memory
 
-ROOT = Path(__file__).resolve().parents[2]
+from clis import ROOT
 
 # Prints where a freshly allocated 100 MB tensor lives: "[heap]" or an anonymous mapping.
 WHERE = """

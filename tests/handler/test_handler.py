@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from answers import assert_detects, assert_same
+from clis import ROOT
 from conftest import DET_CONFIG, RECOG_CONFIG
 from fake_context import FakeContext, load_handler_class
 from mmocr_serve.results import DetectionResult, Recognition
@@ -179,5 +180,5 @@ def test_the_handler_module_defines_one_class():
     """TorchServe refuses a handler module with more than one class in it."""
     import ast
 
-    tree = ast.parse((Path(__file__).resolve().parents[2] / "mmocr_handler.py").read_text())
+    tree = ast.parse((ROOT / "mmocr_handler.py").read_text())
     assert [n.name for n in tree.body if isinstance(n, ast.ClassDef)] == ["MMOCRHandler"]

@@ -3,11 +3,11 @@
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from answers import assert_reads, assert_same
+from clis import CONVERTER
 from conftest import DET_CONFIG, RECOG_CONFIG
 from fake_context import FakeContext, load_handler_class
 from mmocr_serve.errors import InvalidOption
@@ -15,7 +15,6 @@ from mmocr_serve.decode import split_request
 from mmocr_serve.options import RequestOptions, parse_options
 from mmocr_serve.results import DetectionResult, TextInstance, reading_order
 
-CLI = Path(__file__).resolve().parents[2] / "tools" / "deployment" / "mmocr2torchserve.py"
 
 
 def box(x, y, w=10, h=10):
@@ -76,7 +75,7 @@ def test_split_request_finds_options_in_json_and_query():
 
 def test_converter_refuses_recognizer_as_detector(tmp_path, det_checkpoint, recog_checkpoint):
     result = subprocess.run(
-        [sys.executable, str(CLI), RECOG_CONFIG, str(recog_checkpoint), "--recog-config",
+        [sys.executable, str(CONVERTER), RECOG_CONFIG, str(recog_checkpoint), "--recog-config",
          DET_CONFIG, "--recog-checkpoint", str(det_checkpoint), "--output-folder", str(tmp_path)],
         capture_output=True, text=True, timeout=300)
     assert result.returncode == 1

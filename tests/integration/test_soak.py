@@ -4,11 +4,10 @@ no worker memory growth above 10%."""
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from clis import ROOT
 
 
 @pytest.mark.slow

@@ -3,9 +3,8 @@ committed results are what the tool renders from their json, the one place of th
 
 import json
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from clis import ROOT
 sys.path.insert(0, str(ROOT / "tools"))
 
 import benchmark  # noqa: E402

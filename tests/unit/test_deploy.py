@@ -12,7 +12,7 @@ import yaml
 
 from dockerd import document_commands
 
-ROOT = Path(__file__).resolve().parents[2]
+from clis import ROOT
 MANIFESTS = sorted((ROOT / "deploy" / "kubernetes").glob("*.yaml"))
 STACK = ROOT / "deploy" / "swarm" / "stack.yml"
 

@@ -12,7 +12,7 @@ import pytest
 
 from dockerd import readme_docker_commands
 
-ROOT = Path(__file__).resolve().parents[2]
+from clis import ROOT
 DOCKERFILES = sorted((ROOT / "docker").glob("*/Dockerfile*"))
 STACK_DOCKERFILES = sorted((ROOT / "deploy" / "swarm").glob("**/Dockerfile"))
 ENTRYPOINT = ROOT / "docker" / "serve" / "entrypoint.py"

@@ -7,11 +7,10 @@ from __future__ import annotations
 import ast
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from clis import ROOT
 PACKAGE = ROOT / "mmocr_serve"
 MODULES = sorted(p.stem for p in PACKAGE.glob("*.py") if p.stem != "__init__")
 TOOLS = sorted(p.stem for p in (ROOT / "mmocr_serve_tools").glob("*.py") if p.stem != "__init__")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from clis import ROOT
 RUNTIME = sorted((ROOT / "mmocr_serve").glob("*.py")) + [
     ROOT / "mmocr_handler.py", ROOT / "wrapper.py",
     ROOT / "docker" / "serve" / "entrypoint.py"]
