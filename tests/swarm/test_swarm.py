@@ -25,7 +25,6 @@ from dockerd import (Engine, base_image, build, build_serving_image, docker, doc
 from mmocr_serve_tools.loadgen import LoadResult, drive
 from mmocr_serve_tools.server import free_port
 
-pytestmark = pytest.mark.swarm
 
 DOC = "docs/scaling.md"
 STACK = "mmocrtest"
@@ -210,9 +209,15 @@ def test_replicas_size_their_threads_by_the_stacks_cpu_limit(stack):
     for container in replicas():
         limit = docker("inspect", "--format", "{{.HostConfig.NanoCpus}}", container).stdout
         assert int(limit) == 2 * 10**9, limit  # the stack's limit, cpus "2": a CPU quota
-        ready = [line for line in docker("logs", container).stdout.splitlines()
-                 if "model ready" in line]
-        assert len(ready) == len(ARCHIVES), ready
+
+        def started() -> list:
+            return [line for line in docker("logs", container).stdout.splitlines()
+                    if "model ready" in line]
+
+        # a replica is healthy once /ping is, which can be before its last model is loaded
+        wait_until(lambda: len(started()) == len(ARCHIVES), 120, "every model's start-up line",
+                   state=lambda: "\n".join(started()))
+        ready = started()
         threads = [int(line.split("(", 1)[1].split(" torch threads")[0]) for line in ready]
         assert sum(threads) <= 2, ready  # every worker's threads within the 2 CPUs
         assert all("OMP_WAIT_POLICY=PASSIVE" in line for line in ready), ready
