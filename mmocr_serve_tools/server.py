@@ -79,6 +79,12 @@ class TorchServeProcess:
 
     def start(self, timeout_s: float = 300) -> "TorchServeProcess":
         """Start TorchServe and wait until every model has a ready worker."""
+        self.launch()
+        self.wait_ready(timeout_s)
+        return self
+
+    def launch(self) -> "TorchServeProcess":
+        """Start TorchServe without waiting for its models."""
         self.workdir.mkdir(parents=True, exist_ok=True)
         (self.workdir / "tmp").mkdir(exist_ok=True)
         config = self.workdir / "config.properties"
@@ -94,7 +100,6 @@ class TorchServeProcess:
         self.log = open(self.workdir / "torchserve.out", "wb")
         self.proc = subprocess.Popen(cmd, cwd=self.workdir, env=env, stdout=self.log,
                                      stderr=subprocess.STDOUT, start_new_session=True)
-        self.wait_ready(timeout_s)
         return self
 
     def wait_ready(self, timeout_s: float) -> None:

@@ -29,19 +29,20 @@ def convert(*args, cwd=None) -> subprocess.CompletedProcess:
     with contextlib.chdir(cwd or Path.cwd()), contextlib.redirect_stdout(out), \
             contextlib.redirect_stderr(err):
         try:
-            code = _converter().main(argv)
+            code = tool_module(CONVERTER).main(argv)
         except SystemExit as exit:  # argparse refusing the arguments
             code = exit.code
     return subprocess.CompletedProcess([str(CONVERTER), *argv], code, out.getvalue(), err.getvalue())
 
 
-def _converter():
-    if "mmocr2torchserve" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("mmocr2torchserve", CONVERTER)
-        module = importlib.util.module_from_spec(spec)
+def tool_module(path: Path):
+    """A tool script imported as a module (once), under its file's name."""
+    name = path.stem
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = sys.modules[name] = importlib.util.module_from_spec(spec)  # dataclasses look it up
         spec.loader.exec_module(module)
-        sys.modules["mmocr2torchserve"] = module
-    return sys.modules["mmocr2torchserve"]
+    return sys.modules[name]
 
 
 def check(*args) -> subprocess.CompletedProcess:

@@ -10,7 +10,7 @@ import shlex
 import subprocess
 import time
 from pathlib import Path
-from typing import Callable, List, Optional
+from typing import List, Optional
 
 from clis import ROOT
 DOCKER = "/usr/bin/docker"  # Debian's client: BuildKit with DOCKER_BUILDKIT=1, no buildx
@@ -140,18 +140,6 @@ def get_in_container(container: str, url: str, check: bool = True
 
 def image_size_mb(tag: str) -> float:
     return int(docker("image", "inspect", tag, "--format", "{{.Size}}").stdout) / 1e6
-
-
-def wait_until(condition, timeout_s: float, what: str, every_s: float = 1,
-               state: Optional[Callable[[], str]] = None) -> None:
-    """Poll ``condition`` until it holds; after ``timeout_s`` fail naming ``what`` and,
-    where given, what ``state()`` reports then."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            seen = f"; now: {state()}" if state else ""
-            raise AssertionError(f"{what}: not within {timeout_s:.0f} s{seen}")
-        time.sleep(every_s)
 
 
 def document_commands(names: List[str], verbs: tuple) -> List[List[str]]:

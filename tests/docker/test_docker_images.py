@@ -22,7 +22,8 @@ import requests
 from answers import assert_detects, assert_reads, assert_same
 from conftest import DET_CONFIG, RECOG_CONFIG
 from dockerd import (Engine, base_image, build, build_serving_image, docker, get_in_container,
-                     image_size_mb, readme_command, wait_until)
+                     image_size_mb, readme_command)
+from polling import wait_until
 
 from mmocr_serve_tools.server import free_port
 

@@ -20,7 +20,8 @@ import requests
 from answers import assert_reads, assert_same
 from conftest import RECOG_CONFIG
 from dockerd import (Engine, base_image, build, build_serving_image, docker, document_commands,
-                     get_in_container, wait_until)
+                     get_in_container)
+from polling import wait_until
 
 from mmocr_serve_tools.loadgen import LoadResult, drive
 from mmocr_serve_tools.server import free_port

@@ -12,9 +12,32 @@ import sys
 import numpy as np
 import pytest
 
-from clis import EVALUATE, FLOORS
+from clis import EVALUATE, FLOORS, tool_module
 from conftest import DET_CHECKPOINT, DET_CONFIG, RECOG_CHECKPOINT, RECOG_CONFIG, ROOT
 
+
+def test_evaluations_hmean_is_mmocrs_with_only_meeting_boxes_compared():
+    from mmocr.core.evaluation.hmean_iou import eval_hmean_iou
+
+    rng = np.random.default_rng(7)
+    pages_gt, pages_pred = [], []
+    for _ in range(3):  # words on a grid; predictions moved, scaled, some missing, some extra
+        gt = [box(x, y, 60, 20) for x in range(0, 400, 80) for y in range(0, 320, 40)]
+        pred = [box(b[0] + rng.uniform(-20, 20), b[1] + rng.uniform(-8, 8),
+                    60 * rng.uniform(0.6, 1.3), 20 * rng.uniform(0.6, 1.3))
+                for b in gt if rng.random() < 0.9]
+        pages_gt.append(gt)
+        pages_pred.append(pred + [box(*rng.uniform(0, 400, 2), 30, 30) for _ in range(5)])
+    ignored = [[] for _ in pages_gt]
+    exact, _ = eval_hmean_iou(pages_pred, pages_gt, ignored)
+    with tool_module(EVALUATE).iou_of_meeting_boxes_only():
+        fast, _ = eval_hmean_iou(pages_pred, pages_gt, ignored)
+    assert 0 < exact["num_match"] < min(exact["num_gts"], exact["num_dets"])
+    assert fast == exact
+
+
+def box(x: float, y: float, w: float, h: float) -> list:
+    return [x, y, x + w, y, x + w, y + h, x, y + h]
 
 
 def test_evaluation_without_the_weights_says_what_is_missing(tmp_path):
