@@ -12,8 +12,8 @@ from clis import ROOT
 
 @pytest.mark.slow
 def test_short_soak_holds(tmp_path):
-    run = subprocess.run([sys.executable, str(ROOT / "tools" / "soak.py"), "--duration", "45",
-                          "--warmup", "15", "--window", "5", "--out-dir", str(tmp_path),
+    run = subprocess.run([sys.executable, str(ROOT / "tools" / "soak.py"), "--duration", "50",
+                          "--warmup", "25", "--window", "5", "--out-dir", str(tmp_path),
                           "--workdir", str(tmp_path / "work")],
                          capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
