@@ -41,6 +41,8 @@ def test_archive_contents(model_store):
 def test_an_archive_holds_exactly_the_runtime_and_its_models(model_store, name, model_files):
     with zipfile.ZipFile(model_store / name) as zf:
         files = sorted(zf.namelist())
+        # stored, not deflated: conversion and a worker's unpacking copy the weights
+        assert {info.compress_type for info in zf.infolist()} == {zipfile.ZIP_STORED}
     runtime = [f"mmocr_serve/{module}.py" for module in RUNTIME_MODULES]
     assert files == sorted(["MAR-INF/MANIFEST.json", "mmocr-serve.json", "mmocr_handler.py",
                             "model-config.yaml", "sitecustomize.py", *runtime, *model_files])
