@@ -261,8 +261,8 @@ def run_archiver(spec: ArchiveSpec, stage: Path, workdir: Path) -> Path:
         export_path=str(workdir),
         config_file=str(workdir / "model-config.yaml"),
         force=True,
-        # Uncompressed: deflate gains under a tenth on a checkpoint's weights, and costs
-        # several seconds a conversion and the inflating at every worker start.
+        # Uncompressed: weights barely deflate, and deflating them slows every conversion
+        # and every worker's unpacking (benchmarks/archive-format.md).
         archive_format="zip-store",
     )
     # The archiver copies the files into tempfile.gettempdir()/NAME: two builds of one name
