@@ -1,9 +1,10 @@
 """Rendered text with known ground truth: the demo models' training and held-out data.
 
-A page is words in lines (lowercase letters and digits, several fonts, sizes and colours,
-slight rotation, blur and noise) on a plain, gradient or textured background; each word
-has its quadrilateral and text. Word crops for the recognizer are cut from such pages
-with MMOCR's own ``crop_img`` padding around a jittered box, as end-to-end OCR cuts them.
+A page is words in lines (``DICT90`` characters, several fonts, sizes and colours, slight
+rotation, blur and noise) on a plain, gradient or textured background; each word has its
+quadrilateral and text. Word crops for the recognizer are cut from such pages with MMOCR's
+own ``crop_img`` padding, as end-to-end OCR cuts them: around a jittered box, or around
+the box a detector found.
 The words are split by a hash into a training vocabulary and a held-out one, so that an
 evaluation never reads a word the models were trained on. Rendering needs only PIL and
 numpy; cutting crops uses MMOCR's, and matching boxes shapely.
@@ -408,16 +409,35 @@ def word_crops(rng: np.random.Generator, page: Page,
     below, two fifths each side)."""
     from mmocr.datasets.pipelines.crop import crop_img
 
-    words = page.words
-    if limit is not None and len(words) > limit:
-        words = [words[i] for i in sorted(rng.choice(len(words), limit, replace=False))]
     crops = []
-    for word in words:
+    for word in _some(rng, page.words, limit):
         quad = np.array(word.quad).reshape(4, 2)
         height = float(np.linalg.norm(quad[3] - quad[0]))
         jittered = quad + rng.uniform(-0.1, 0.1, size=(4, 2)) * height
         crops.append((crop_img(page.image, [float(v) for v in jittered.reshape(-1)]), word.text))
     return crops
+
+
+def detected_crops(rng: np.random.Generator, page: Page, boxes: Sequence[Sequence[float]],
+                   limit: Optional[int] = None) -> List[Tuple[np.ndarray, str]]:
+    """The words of a page that a detector found (``matched_boxes``), or ``limit`` of them
+    at random, each cut out by the detector's own box as end-to-end OCR cuts it: a
+    detector's boxes err in its own ways (short of a descender, into a neighbour's letter),
+    which a recognizer trained on them learns to read through."""
+    from mmocr.datasets.pipelines.crop import crop_img
+
+    quads = [[float(v) for v in box[:8]] for box in boxes]  # without a score
+    found = [(word, quads[j]) for word, j in zip(page.words, matched_boxes(page.words, quads))
+             if j is not None]
+    return [(crop_img(page.image, quad), word.text)
+            for word, quad in _some(rng, found, limit)]
+
+
+def _some(rng: np.random.Generator, items: Sequence, limit: Optional[int]) -> Sequence:
+    """``limit`` of the items at random, in their order; all of them when there are fewer."""
+    if limit is None or len(items) <= limit:
+        return items
+    return [items[i] for i in sorted(rng.choice(len(items), limit, replace=False))]
 
 
 def write_detection_set(folder: str, pages: Sequence[Page], name: str) -> str:

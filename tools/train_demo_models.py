@@ -36,6 +36,7 @@ class TrainSpec:
     det_pages: int = 1000  # rendered pages the detector trains on
     recog_pages: int = 800  # rendered pages cut into the recognizer's word crops
     crops_per_page: int = 100  # the most words cut from one page: more pages, more fonts
+    detected_pages: int = 400  # of the recognizer's pages, those cut by the detector's boxes too
     seed: int = 2026
     data_dir: Path = ROOT / "work" / "demo-data"
     work_dir: Path = ROOT / "work" / "train"
@@ -74,8 +75,27 @@ def render_training_data(spec: TrainSpec, role: str) -> Path:
         return Path(synth.write_detection_set(str(folder), rendered, "train"))
     crops = [crop for page in rendered
              for crop in synth.word_crops(rng, page, limit=spec.crops_per_page)]
+    print(f"[recog] {len(crops)} word crops around jittered boxes", flush=True)
+    detector = ROOT / Path(CONFIGS["det"]).with_suffix(".pth")
+    if detector.is_file():  # and as many again, cut by the committed detector's own boxes
+        some = rendered[:spec.detected_pages]
+        boxes = detected_boxes(detector, some)
+        crops += [crop for page, found in zip(some, boxes)
+                  for crop in synth.detected_crops(rng, page, found, limit=spec.crops_per_page)]
     print(f"[recog] {len(crops)} word crops", flush=True)
     return Path(synth.write_recognition_set(str(folder), crops, "train"))
+
+
+def detected_boxes(checkpoint: Path, pages: Sequence) -> List[list]:
+    """Each page's boxes (eight coordinates and a score) as the detector finds them."""
+    from mmocr.apis import model_inference
+
+    from mmocr_serve.loading import load_model
+
+    model = load_model(str(ROOT / CONFIGS["det"]), str(checkpoint))
+    return [_progress("[recog] detecting words", i, len(pages),
+                      model_inference(model, page.image[..., ::-1])["boundary_result"])  # BGR
+            for i, page in enumerate(pages)]
 
 
 def _progress(what: str, idx: int, total: int, value):
@@ -198,7 +218,8 @@ def _clock(seconds: float) -> str:
     return f"{minutes // 60}:{minutes % 60:02d}:{secs:02d}"
 
 
-INT_OPTIONS = ("det_iters", "recog_iters", "det_pages", "recog_pages", "crops_per_page", "seed")
+INT_OPTIONS = ("det_iters", "recog_iters", "det_pages", "recog_pages", "crops_per_page",
+               "detected_pages", "seed")
 PATH_OPTIONS = ("data_dir", "work_dir", "output_dir")
 
 
@@ -231,6 +252,7 @@ def parse_args(argv: Optional[List[str]]) -> tuple:
     spec = TrainSpec(models=tuple(args.models), det_iters=args.det_iters,
                      recog_iters=args.recog_iters, det_pages=args.det_pages,
                      recog_pages=args.recog_pages, crops_per_page=args.crops_per_page,
+                     detected_pages=args.detected_pages,
                      seed=args.seed, warm_start=args.warm_start,
                      data_dir=args.data_dir.resolve(), work_dir=args.work_dir.resolve(),
                      output_dir=args.output_dir.resolve(), resume=args.resume)

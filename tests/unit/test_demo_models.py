@@ -86,6 +86,27 @@ def test_committed_pages_are_what_synth_renders():
     assert " ".join(w.text for w in demo.words) == synth.DEMO_TEXT and demo.lines >= 4
 
 
+def test_detected_crops_are_the_found_words_cut_by_the_detectors_own_boxes():
+    from mmocr.datasets.pipelines.crop import crop_img
+
+    from mmocr_serve_tools import synth
+
+    rng = np.random.default_rng(3)
+    page = synth.render_page(rng)
+    boxes = []
+    for word in page.words[:6]:  # found a fifth of a line low; the page's other words missed
+        quad = np.array(word.quad).reshape(4, 2)
+        low = quad + [0, 0.2 * np.linalg.norm(quad[3] - quad[0])]
+        boxes.append([float(v) for v in low.reshape(-1)] + [0.9])  # and a score
+    boxes.append([0, 0, 4, 0, 4, 4, 0, 4, 0.5])  # a box on no word
+    crops = synth.detected_crops(rng, page, boxes)
+    assert [text for _, text in crops] == [word.text for word in page.words[:6]]
+    for (image, _), box in zip(crops, boxes):
+        assert image.size and np.array_equal(image, crop_img(page.image, box[:8]))
+    some = synth.detected_crops(rng, page, boxes, limit=4)
+    assert len(some) == 4 and {text for _, text in some} <= {text for _, text in crops}
+
+
 def test_held_out_pages_share_no_font_and_no_text_source_with_training():
     from mmocr_serve_tools import synth
 
