@@ -62,7 +62,7 @@ data = dict(
 
 optimizer = dict(_delete_=True, type='Adam', lr=1e-3)
 lr_config = dict(_delete_=True, policy='poly', power=0.9, min_lr=1e-5, by_epoch=False)
-runner = dict(_delete_=True, type='IterBasedRunner', max_iters=4500)
+runner = dict(_delete_=True, type='IterBasedRunner', max_iters=4000)
 checkpoint_config = dict(interval=500, by_epoch=False, max_keep_ckpts=1, save_optimizer=False)
 log_config = dict(interval=20)
 evaluation = dict(interval=100000, metric='hmean-iou')
