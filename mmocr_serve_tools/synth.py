@@ -426,7 +426,9 @@ def detected_crops(rng: np.random.Generator, page: Page, boxes: Sequence[Sequenc
     which a recognizer trained on them learns to read through."""
     from mmocr.datasets.pipelines.crop import crop_img
 
-    quads = [[float(v) for v in box[:8]] for box in boxes]  # without a score
+    from mmocr_serve.engine import readtext_crop_box
+
+    quads = [readtext_crop_box([float(v) for v in box[:-1]]) for box in boxes]  # no score
     found = [(word, quads[j]) for word, j in zip(page.words, matched_boxes(page.words, quads))
              if j is not None]
     return [(crop_img(page.image, quad), word.text)

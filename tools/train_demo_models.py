@@ -77,7 +77,7 @@ def render_training_data(spec: TrainSpec, role: str) -> Path:
              for crop in synth.word_crops(rng, page, limit=spec.crops_per_page)]
     print(f"[recog] {len(crops)} word crops around jittered boxes", flush=True)
     detector = ROOT / Path(CONFIGS["det"]).with_suffix(".pth")
-    if detector.is_file():  # and as many again, cut by the committed detector's own boxes
+    if detector.is_file():  # and more, cut by the committed detector's own boxes
         some = rendered[:spec.detected_pages]
         boxes = detected_boxes(detector, some)
         crops += [crop for page, found in zip(some, boxes)
