@@ -17,7 +17,7 @@ from ts.torch_handler.base_handler import BaseHandler
 
 from mmocr_serve.engine import Stats, load_engine
 from mmocr_serve.errors import ServeError
-from mmocr_serve.metrics import MetricsReporter
+from mmocr_serve.metrics import MetricsReporter, torchserve_sink
 from mmocr_serve.runtime import RuntimeOptions, apply_process_settings
 
 logger = logging.getLogger(__name__)
@@ -41,7 +41,7 @@ class MMOCRHandler(BaseHandler):
         settings = apply_process_settings(options, self.device)
         self.engine = load_engine(props["model_dir"], self.device, options)
         self.context = context
-        self.metrics = MetricsReporter(context.metrics)
+        self.metrics = MetricsReporter(torchserve_sink(context.metrics))
         self.initialized = True
         logger.info("mmocr-serve: %s model ready on %s (%s)", self.engine.task, self.device,
                     settings or f"{torch.get_num_threads()} torch threads")

@@ -1,6 +1,7 @@
 """The one decoder: turns a request payload into the image array MMOCR's pipeline expects.
 
-A payload is raw image bytes, base64 text (optionally a ``data:`` URL), a JSON object
+A payload is raw image bytes, base64 text (optionally a ``data:`` URL, as text or as
+bytes: no image file is all base64 characters), a JSON object
 with a ``data`` (or ``image``) field, or a TorchServe request row (``{"body": ...}`` or
 multipart fields of any name). Decoding uses OpenCV with the same flags as mmcv's
 ``imfrombytes``, so an image decoded here equals what the model's ``LoadImageFromFile``
@@ -13,6 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+import re
 import warnings
 from typing import Any, Dict, Mapping, Tuple
 
@@ -32,6 +34,9 @@ IMREAD_FLAGS = {
     "grayscale_ignore_orientation": cv2.IMREAD_IGNORE_ORIENTATION | cv2.IMREAD_GRAYSCALE,
 }
 
+# Bytes that may be base64 text (Triton's JSON requests carry BYTES elements as text): no
+# image format starts with these characters alone.
+BASE64_BYTES = re.compile(rb"\s*(data:[\w/+.-]+;base64,)?[A-Za-z0-9+/=\r\n]+\s*")
 IMAGE_FIELDS = ("body", "data", "image")
 ROUTING_FIELDS = ("model_name",)  # TorchServe's own query parameter on /invocations
 EXPECTED = (
@@ -79,6 +84,11 @@ def payload_bytes(payload: Any) -> bytes:
         return payload_bytes(split_request(payload)[0])
     if isinstance(payload, (bytes, bytearray, memoryview)):
         data = bytes(payload)
+        if BASE64_BYTES.fullmatch(data):  # valid base64 text, or else the bytes as sent
+            try:
+                data = _b64decode(data.decode("ascii"))
+            except InvalidBase64:
+                pass
     elif isinstance(payload, str):
         data = _b64decode(payload)
     elif payload is None:

@@ -1,6 +1,6 @@
-"""The handler's metrics, through TorchServe's metrics API (on the metrics port, in
-Prometheus format, with the shipped config.properties), each with the dimensions
-ModelName and Level:
+"""The front ends' metrics: TorchServe's metrics API (on its metrics port, in Prometheus
+format, with the shipped config.properties; dimensions ModelName and Level) or Triton's
+custom metrics (label ``model``), each through a ``sink`` of the same shape:
 
 - ``mmocr_requests_total``; ``mmocr_errors_total`` by ``ErrorType`` (the error body's type)
 - ``mmocr_stage_milliseconds_total`` by ``Stage``: decode, preprocess, forward,
@@ -9,9 +9,9 @@ ModelName and Level:
 - ``mmocr_results_total`` and ``mmocr_boxes_total`` (boxes or text regions per result)
 
 They are added up and reported once a second, from a thread of their own, not per batch:
-each metric is a line the worker writes for TorchServe's frontend, and ten lines per
-batch cost a small recognizer's request more than its own decoding
-(benchmarks/handler-share.md).
+each metric is a line the worker writes for TorchServe's frontend (a message to the
+server on Triton), and ten lines per batch cost a small recognizer's request more than
+its own decoding (benchmarks/handler-share.md).
 """
 
 from __future__ import annotations
@@ -19,8 +19,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from typing import Callable
 
 from .engine import Stats
+
+# count(name, value, unit, **labels): adds ``value`` to one counter
+Sink = Callable[..., None]
 
 logger = logging.getLogger(__name__)
 
@@ -35,11 +39,11 @@ class Totals:
 
 
 class MetricsReporter:
-    """Adds up batches and reports the sums to TorchServe's metrics cache every
-    ``interval_s`` (counters: a sum reported late is still the sum)."""
+    """Adds up batches and reports the sums to ``sink`` every ``interval_s`` (counters: a
+    sum reported late is still the sum)."""
 
-    def __init__(self, metrics, interval_s: float = 1.0):
-        self.metrics, self.interval_s = metrics, interval_s
+    def __init__(self, sink: Sink, interval_s: float = 1.0):
+        self.sink, self.interval_s = sink, interval_s
         self.lock = threading.Lock()
         self.pending = Totals()
         threading.Thread(target=self._run, name="mmocr-metrics", daemon=True).start()
@@ -62,12 +66,11 @@ class MetricsReporter:
         with self.lock:
             totals, self.pending = self.pending, Totals()
         if totals.requests:
-            report(self.metrics, totals.stats, totals.requests, totals.handle_ms)
+            report(self.sink, totals.stats, totals.requests, totals.handle_ms)
 
 
-def report(metrics, stats: Stats, requests: int, total_ms: float) -> None:
-    """Figures as counters (Prometheus: rates and ratios of sums) in TorchServe's metrics
-    cache ``metrics``."""
+def torchserve_sink(metrics) -> Sink:
+    """Counters in TorchServe's metrics cache ``metrics`` (a worker's ``context.metrics``)."""
     from ts.metrics.dimension import Dimension
     from ts.metrics.metric_type_enum import MetricTypes
 
@@ -76,6 +79,11 @@ def report(metrics, stats: Stats, requests: int, total_ms: float) -> None:
         metrics.add_metric(name, value, unit, dimensions=dims,  # TorchServe appends to it
                            metric_type=MetricTypes.COUNTER)
 
+    return count
+
+
+def report(count: Sink, stats: Stats, requests: int, total_ms: float) -> None:
+    """Figures as counters (Prometheus: rates and ratios of sums) through ``count``."""
     stages = {stage: getattr(stats, f"{stage}_ms") for stage in STAGES[:-1]}
     stages["handler"] = total_ms - sum(stages.values())  # the rest: STAGES[-1]
     count("mmocr_requests_total", requests)

@@ -1,4 +1,5 @@
-"""Builds a TorchServe .mar archive from an MMOCR config and checkpoint, after validating them."""
+"""Builds a TorchServe .mar archive, or a Triton model repository entry, from an MMOCR config
+and checkpoint, after validating them. Both carry the same model directory."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ logger = logging.getLogger(__name__)
 
 PACKAGE_DIR = Path(mmocr_serve.__file__).resolve().parent  # the runtime package
 HANDLER_PATH = PACKAGE_DIR.parent / "mmocr_handler.py"
+TRITON_MODEL_PATH = PACKAGE_DIR.parent / "triton_model.py"  # packed as NAME/1/model.py
 # The runtime modules a worker imports (the handler's, and theirs): an archive carries
 # these, and neither the AIGES front end's nor any tool (this package).
 # tests/unit/test_converter.py checks the list against the handler's imports.
@@ -33,6 +35,9 @@ RUNTIME_MODULES = ("__init__", "adapter", "decode", "engine", "errors", "loading
                    "onnx_backend", "openmp", "options", "passes", "results", "runtime", "tasks")
 MODEL_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-.]*$")  # TorchServe's own rule
 DEVICE_TYPES = ("cpu", "gpu")
+# mar: OUTPUT/NAME.mar for TorchServe; triton: OUTPUT/NAME/ in a Triton model repository
+FORMATS = ("mar", "triton")
+TRITON_KINDS = {"cpu": "KIND_CPU", "gpu": "KIND_GPU"}
 
 
 @dataclass(frozen=True)
@@ -57,6 +62,7 @@ class ArchiveSpec:
     response_timeout_s: int = 120
     device_type: Optional[str] = None  # None: GPU workers where a GPU exists
     backend: str = "torch"  # the recognizer's network: see onnx_backend.BACKENDS
+    format: str = "mar"  # see FORMATS
 
     @classmethod
     def flat(cls, **fields) -> "ArchiveSpec":
@@ -72,14 +78,17 @@ class ArchiveSpec:
 
     @property
     def archive_path(self) -> Path:
-        return Path(self.output_folder).resolve() / f"{self.name}.mar"
+        """The .mar file, or the Triton repository entry (a folder)."""
+        suffix = ".mar" if self.format == "mar" else ""
+        return Path(self.output_folder).resolve() / f"{self.name}{suffix}"
 
 
 def build_archive(spec: ArchiveSpec) -> Path:
-    """Validate the inputs, then write ``<output_folder>/<name>.mar`` atomically.
+    """Validate the inputs, then write ``<output_folder>/<name>.mar`` (or, in the triton
+    format, the repository entry ``<output_folder>/<name>/``) atomically.
 
     Returns:
-        The archive's path.
+        The archive's (or entry's) path.
 
     Raises:
         ConversionError: a bad name, an existing archive without ``force``, a config that
@@ -104,8 +113,13 @@ def build_archive(spec: ArchiveSpec) -> Path:
     with tempfile.TemporaryDirectory(prefix=".mmocr-serve-", dir=spec.archive_path.parent) as tmp:
         stage = Path(tmp) / "stage"
         stage_model_dir(stage, task, models, spec.backend)
-        write_model_config(Path(tmp) / "model-config.yaml", spec, task)
-        built = run_archiver(spec, stage, Path(tmp))
+        if spec.format == "triton":
+            built = triton_entry(spec, stage, Path(tmp), task)
+        else:
+            write_model_config(Path(tmp) / "model-config.yaml", spec, task)
+            built = run_archiver(spec, stage, Path(tmp))
+        if built.is_dir() and spec.archive_path.exists():  # a forced rebuild of an entry
+            shutil.rmtree(spec.archive_path)
         built.replace(spec.archive_path)
     logger.info("wrote %s (%s)", spec.archive_path, task)
     return spec.archive_path
@@ -158,6 +172,7 @@ def check_spec(spec: ArchiveSpec) -> None:
     if spec.max_batch_delay_ms < 0:
         raise ConversionError(f"max batch delay must be >= 0 ms, not {spec.max_batch_delay_ms}")
     check_choice("backend", spec.backend, BACKENDS, ConversionError)
+    check_choice("format", spec.format, FORMATS, ConversionError)
 
 
 def referenced_files(cfg) -> Dict[str, Path]:
@@ -245,6 +260,37 @@ def write_model_config(path: Path, spec: ArchiveSpec, task: str) -> None:
     if spec.device_type:
         config["deviceType"] = spec.device_type
     path.write_text(yaml.safe_dump(config, sort_keys=False))
+
+
+def triton_entry(spec: ArchiveSpec, stage: Path, workdir: Path, task: str) -> Path:
+    """A Triton model repository entry in ``workdir``: ``config.pbtxt``, and the model
+    directory as version ``1`` with the front end as its ``model.py``."""
+    entry = workdir / spec.name
+    entry.mkdir()
+    shutil.copy2(TRITON_MODEL_PATH, stage / "model.py")
+    stage.replace(entry / "1")
+    (entry / "config.pbtxt").write_text(triton_config(spec, task))
+    return entry
+
+
+def triton_config(spec: ArchiveSpec, task: str) -> str:
+    """``config.pbtxt``, from the settings that model-config.yaml holds for TorchServe: the
+    batch size as ``max_batch_size``, the batch delay as the dynamic batcher's queue delay,
+    the workers as instances (of the device type's kind; Triton picks GPU instances where a
+    GPU exists without one), and the runtime options as ``parameters``."""
+    kind = f" kind: {TRITON_KINDS[spec.device_type]}" if spec.device_type else ""
+    lines = [
+        f'name: "{spec.name}"',
+        'backend: "python"',
+        f"max_batch_size: {spec.runtime.batch_size or default_batch_size(task)}",
+        'input [{ name: "IMAGE" data_type: TYPE_STRING dims: [1] }]',
+        'output [{ name: "ANSWER" data_type: TYPE_STRING dims: [1] }]',
+        f"dynamic_batching {{ max_queue_delay_microseconds: {spec.max_batch_delay_ms * 1000} }}",
+        f"instance_group [{{ count: {spec.runtime.workers}{kind} }}]",
+    ]
+    lines += [f'parameters {{ key: "{key}" value {{ string_value: "{value}" }} }}'
+              for key, value in spec.runtime.handler_section().items()]
+    return "\n".join(lines) + "\n"
 
 
 def run_archiver(spec: ArchiveSpec, stage: Path, workdir: Path) -> Path:

@@ -12,6 +12,7 @@ from typing import List, Optional, Sequence, Tuple
 from .compare import COORD_TOL, SCORE_TOL, Comparison, compare
 
 EXIT_MATCH, EXIT_MISMATCH, EXIT_SERVER = 0, 1, 2
+SERVERS = ("torchserve", "triton")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 
 
@@ -35,6 +36,7 @@ class CheckSpec:
     trust_checkpoint: bool = False
     recog_config: Optional[str] = None  # end-to-end archives: compared with MMOCR.readtext
     recog_checkpoint: Optional[str] = None
+    server: str = "torchserve"  # or "triton": SERVERS
 
 
 class ServerError(Exception):
@@ -70,10 +72,17 @@ def query_server(spec: CheckSpec, image: Path, token: Optional[str]) -> dict:
     Raises:
         ServerError: unreachable, an HTTP error (its message shown), or not JSON.
     """
+    from .triton import answer_of, infer_request
+
     addr = spec.inference_addr if "://" in spec.inference_addr else f"http://{spec.inference_addr}"
-    request = urllib.request.Request(f"{addr}/predictions/{spec.model_name}",
-                                     data=image.read_bytes(), method="POST",
-                                     headers={"Content-Type": "application/octet-stream"})
+    if spec.server == "triton":
+        request = urllib.request.Request(f"{addr}/v2/models/{spec.model_name}/infer",
+                                         data=infer_request(image.read_bytes()), method="POST",
+                                         headers={"Content-Type": "application/json"})
+    else:
+        request = urllib.request.Request(f"{addr}/predictions/{spec.model_name}",
+                                         data=image.read_bytes(), method="POST",
+                                         headers={"Content-Type": "application/octet-stream"})
     if token:
         request.add_header("Authorization", f"Bearer {token}")
     try:
@@ -84,8 +93,8 @@ def query_server(spec: CheckSpec, image: Path, token: Optional[str]) -> dict:
     except (urllib.error.URLError, OSError) as err:
         raise ServerError(f"cannot reach {addr}: {getattr(err, 'reason', err)}")
     try:
-        return json.loads(body)
-    except ValueError:
+        return answer_of(body) if spec.server == "triton" else json.loads(body)
+    except (ValueError, KeyError, IndexError, TypeError):
         raise ServerError(f"{image.name}: the answer is not JSON: {body[:200]!r}")
 
 

@@ -1,4 +1,5 @@
-"""Start and stop a real TorchServe on loopback ports (for tests, the demo and benchmarks).
+"""Start and stop a real TorchServe on loopback ports (for tests, the demo and benchmarks);
+``ServerProcess`` is what it shares with Triton's (``mmocr_serve_tools.triton``).
 
 Each instance gets its own ports, working directory and temp directory (TorchServe keeps
 its pid file in the temp directory), so it never collides with a server the user runs.
@@ -34,9 +35,89 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+class ServerProcess:
+    """A server in a process group of its own, its output in ``workdir/LOG_NAME``."""
+
+    LOG_NAME = "server.out"
+    LOG_FILES: Sequence[str] = ()  # further logs under workdir, for ``tail``
+    proc: Optional[subprocess.Popen] = None
+    workdir: Path
+    metrics_url: str
+
+    def spawn(self, cmd: List[str], env: Dict[str, str]) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.log = open(self.workdir / self.LOG_NAME, "wb")
+        self.proc = subprocess.Popen(cmd, cwd=self.workdir, env=env, stdout=self.log,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+
+    def wait_for(self, ready, timeout_s: float, what: str) -> None:
+        """Poll ``ready()`` until it holds; fail with the log's tail if the server exits or
+        ``timeout_s`` passes."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"{what} exited with {self.proc.returncode}:\n{self.tail()}")
+            if ready():
+                return
+            time.sleep(1)
+        raise RuntimeError(f"{what} not ready after {timeout_s} s:\n{self.tail()}")
+
+    def tail(self, lines: int = 60) -> str:
+        text = ""
+        for name in (self.LOG_NAME, *self.LOG_FILES):
+            path = self.workdir / name
+            if path.exists():
+                text += f"--- {name}\n" + "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) + "\n"
+        return text
+
+    def stop(self, timeout_s: float = 60) -> Optional[int]:
+        """SIGTERM the server's process group; SIGKILL it if it lingers. Returns its exit code."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        try:  # workers are in the same session; make sure none is left
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.log.close()
+        return self.proc.returncode
+
+    def metrics(self, prefix: str = "mmocr_") -> Dict[tuple, float]:
+        """The metrics port's Prometheus samples named ``prefix*`` (see ``read_metrics``)."""
+        return read_metrics(self.metrics_url, prefix)
+
+    def settled_metrics(self, quiet_s: float = 1.5, timeout_s: float = 30) -> Dict[tuple, float]:
+        """``metrics()`` once two reads ``quiet_s`` apart agree: the workers report their
+        counters once a second (``mmocr_serve.metrics``), so a read just after a request
+        may not hold it yet."""
+        deadline = time.monotonic() + timeout_s
+        last = self.metrics()
+        while True:
+            time.sleep(quiet_s)
+            now = self.metrics()
+            if now == last or time.monotonic() > deadline:
+                return now
+            last = now
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
 @dataclass
-class TorchServeProcess:
+class TorchServeProcess(ServerProcess):
     """A TorchServe started from ``config.properties`` with loopback ports of its own."""
+
+    LOG_NAME = "torchserve.out"
+    LOG_FILES = ("logs/model_log.log", "logs/ts_log.log")
 
     model_store: Path
     models: Sequence[str]  # e.g. ["dbnet=dbnet.mar"]
@@ -95,22 +176,11 @@ class TorchServeProcess:
         env = dict(os.environ, TMPDIR=str(self.workdir / "tmp"),
                    LOG_LOCATION=str(self.workdir / "logs"),
                    METRICS_LOCATION=str(self.workdir / "logs"))
-        for key, value in (self.env or {}).items():
-            env.pop(key, None) if value is None else env.__setitem__(key, value)
-        self.log = open(self.workdir / "torchserve.out", "wb")
-        self.proc = subprocess.Popen(cmd, cwd=self.workdir, env=env, stdout=self.log,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
+        self.spawn(cmd, with_overrides(env, self.env))
         return self
 
     def wait_ready(self, timeout_s: float) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.proc is not None and self.proc.poll() is not None:
-                raise RuntimeError(f"TorchServe exited with {self.proc.returncode}:\n{self.tail()}")
-            if self.models_ready():
-                return
-            time.sleep(1)
-        raise RuntimeError(f"TorchServe not ready after {timeout_s} s:\n{self.tail()}")
+        self.wait_for(self.models_ready, timeout_s, "TorchServe")
 
     def models_ready(self) -> bool:
         """True when ``/ping`` is healthy and every model has a READY worker."""
@@ -133,60 +203,20 @@ class TorchServeProcess:
         except (OSError, ValueError, KeyError, urllib.error.URLError):
             return False
 
-    def metrics(self, prefix: str = "mmocr_") -> Dict[tuple, float]:
-        """The metrics port's Prometheus samples named ``prefix*`` (see ``read_metrics``)."""
-        return read_metrics(self.metrics_url, prefix)
-
-    def settled_metrics(self, quiet_s: float = 1.5, timeout_s: float = 30) -> Dict[tuple, float]:
-        """``metrics()`` once two reads ``quiet_s`` apart agree: the workers report their
-        counters once a second (``mmocr_serve.metrics``), so a read just after a request
-        may not hold it yet."""
-        deadline = time.monotonic() + timeout_s
-        last = self.metrics()
-        while True:
-            time.sleep(quiet_s)
-            now = self.metrics()
-            if now == last or time.monotonic() > deadline:
-                return now
-            last = now
-
     def worker_pids(self, model: str) -> List[int]:
         import json
 
         with urllib.request.urlopen(f"{self.management_url}/models/{model}", timeout=5) as resp:
             return [w["pid"] for w in json.load(resp)[0]["workers"]]
 
-    def tail(self, lines: int = 60) -> str:
-        text = ""
-        for name in ("torchserve.out", "logs/model_log.log", "logs/ts_log.log"):
-            path = self.workdir / name
-            if path.exists():
-                text += f"--- {name}\n" + "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) + "\n"
-        return text
 
-    def stop(self, timeout_s: float = 60) -> Optional[int]:
-        """SIGTERM the server's process group; SIGKILL it if it lingers. Returns its exit code."""
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        try:  # workers are in the same session; make sure none is left
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self.log.close()
-        return self.proc.returncode
-
-    def __enter__(self) -> "TorchServeProcess":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
+def with_overrides(env: Dict[str, str], overrides: Optional[Dict[str, Optional[str]]]
+                   ) -> Dict[str, str]:
+    """``env`` with ``overrides`` applied, a None value unsetting its variable."""
+    env = dict(env)
+    for key, value in (overrides or {}).items():
+        env.pop(key, None) if value is None else env.__setitem__(key, value)
+    return env
 
 
 def read_metrics(metrics_url: str, prefix: str = "mmocr_") -> Dict[tuple, float]:

@@ -4,6 +4,7 @@
 #
 #   bash scripts/demo.sh                      # the trained demo models, end to end
 #   bash scripts/demo.sh CONFIG [CHECKPOINT]  # any detector or recognizer config
+#   bash scripts/demo.sh --server triton ...  # the same on Triton Inference Server
 #
 # With no arguments, the demo detector and recognizer in demo/models/ (trained here on
 # rendered text, see demo/models/README.md) become one end-to-end archive, which reads
@@ -11,10 +12,20 @@
 # CHECKPOINT, one with RANDOM weights is made locally (no weights can be downloaded): the
 # answer shows the format only.
 # Environment: MODEL_NAME (default ocr, dbnet or crnn), IMAGE (default a demo image),
-# KEEP_SERVING=1 leaves TorchServe running afterwards.
+# KEEP_SERVING=1 leaves the server running afterwards.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
+SERVER=torchserve
+if [ "${1:-}" = "--server" ]; then
+    SERVER="${2:-}"
+    shift 2 || true
+fi
+case "$SERVER" in
+    torchserve) FORMAT=(--output-folder checkpoints) ;;
+    triton) FORMAT=(--format triton --output-folder checkpoints/triton) ;;
+    *) echo "[demo] --server takes torchserve or triton, not '$SERVER'" >&2; exit 2 ;;
+esac
 
 bash scripts/install.sh
 # shellcheck disable=SC1091
@@ -24,11 +35,11 @@ if [ $# -eq 0 ]; then
     NAME="${MODEL_NAME:-ocr}"
     IMAGE="${IMAGE:-demo/demo_page.jpg}"
     echo "[demo] the demo models in demo/models/: DBNet and CRNN trained on rendered text"
-    echo "[demo] converting both to checkpoints/$NAME.mar (detect, crop, recognise)"
+    echo "[demo] converting both for $SERVER (detect, crop, recognise): ${FORMAT[*]}"
     python tools/deployment/mmocr2torchserve.py demo/models/dbnet_demo.py \
         demo/models/dbnet_demo.pth --recog-config demo/models/crnn_demo.py \
         --recog-checkpoint demo/models/crnn_demo.pth \
-        --output-folder checkpoints --model-name "$NAME" --force
+        "${FORMAT[@]}" --model-name "$NAME" --force
 else
     CONFIG="$1"
     CHECKPOINT="${2:-}"
@@ -43,9 +54,56 @@ else
         echo "[demo] NOTE: no checkpoint given, so $CHECKPOINT holds RANDOM weights:"
         echo "[demo]       the answer below shows the wire format, not real detections or text."
     fi
-    echo "[demo] converting to checkpoints/$NAME.mar"
+    echo "[demo] converting for $SERVER: ${FORMAT[*]}"
     python tools/deployment/mmocr2torchserve.py "$CONFIG" "$CHECKPOINT" \
-        --output-folder checkpoints --model-name "$NAME" --force
+        "${FORMAT[@]}" --model-name "$NAME" --force
+fi
+
+print_lines() {  # an end-to-end answer's lines in reading order
+    python -c 'import json, sys
+from mmocr_serve.results import reading_lines
+items = json.loads(sys.argv[1])["result"]
+for line in reading_lines(items, lambda item: item["box"]):
+    print("  " + " ".join(item["text"] for item in line))' "$1"
+}
+
+if [ "$SERVER" = triton ]; then
+    echo "[demo] starting Triton Inference Server (HTTP :8000, gRPC :8001, metrics :8002)"
+    mkdir -p logs
+    bash scripts/triton.sh checkpoints/triton >logs/tritonserver.out 2>&1 &
+    TRITON_PID=$!
+    if [ "${KEEP_SERVING:-0}" != "1" ]; then
+        trap 'echo "[demo] stopping Triton"; kill $TRITON_PID 2>/dev/null; wait $TRITON_PID 2>/dev/null || true' EXIT
+    fi
+    printf '[demo] waiting for the model'
+    for _ in $(seq 300); do
+        curl -sf "http://127.0.0.1:8000/v2/models/$NAME/ready" >/dev/null 2>&1 && break
+        kill -0 $TRITON_PID 2>/dev/null || break
+        printf '.'
+        sleep 1
+    done
+    echo
+    curl -sf "http://127.0.0.1:8000/v2/models/$NAME/ready" >/dev/null || {
+        echo "[demo] Triton did not get the model ready; last log lines:" >&2
+        tail -n 40 logs/tritonserver.out >&2 || true
+        exit 1
+    }
+    # The KServe v2 JSON body: the image as base64 text in IMAGE, options as parameters.
+    PARAMS=""
+    [ $# -eq 0 ] && PARAMS=',"parameters":{"order":"reading"}'
+    echo "[demo] curl http://127.0.0.1:8000/v2/models/$NAME/infer (JSON: IMAGE = base64 of $IMAGE$PARAMS)"
+    RESPONSE="$(printf '{"inputs":[{"name":"IMAGE","shape":[1,1],"datatype":"BYTES","data":["%s"]}]%s}' \
+        "$(base64 -w0 "$IMAGE")" "$PARAMS" | curl -sS --fail-with-body \
+        "http://127.0.0.1:8000/v2/models/$NAME/infer" --data-binary @-)" || { echo "$RESPONSE" >&2; exit 1; }
+    ANSWER="$(python -c 'import json, sys
+print(json.loads(sys.argv[1])["outputs"][0]["data"][0])' "$RESPONSE")"
+    if [ $# -eq 0 ]; then
+        echo "[demo] the lines it read:"
+        print_lines "$ANSWER"
+        echo "[demo] the JSON answer (the ANSWER output):"
+    fi
+    echo "$ANSWER"
+    exit 0
 fi
 
 echo "[demo] starting TorchServe (inference on :8080, management on 127.0.0.1:8081)"
@@ -79,11 +137,7 @@ if [ $# -eq 0 ]; then
     ANSWER="$(curl -sS --fail-with-body "http://127.0.0.1:8080/predictions/$NAME" \
         -F "image=@$IMAGE" -F order=reading)" || { echo "$ANSWER" >&2; exit 1; }
     echo "[demo] the lines it read:"
-    python -c 'import json, sys
-from mmocr_serve.results import reading_lines
-items = json.loads(sys.argv[1])["result"]
-for line in reading_lines(items, lambda item: item["box"]):
-    print("  " + " ".join(item["text"] for item in line))' "$ANSWER"
+    print_lines "$ANSWER"
     echo "[demo] the JSON answer:"
 else
     echo "[demo] curl http://127.0.0.1:8080/predictions/$NAME -T $IMAGE"

@@ -14,7 +14,7 @@ CONSTRAINTS="$ROOT/requirements/constraints.txt"
 PY="${PYTHON:-python3.11}"
 STAMP="$VENV/.mmocr-serve-installed"
 # Which requirement lists to install: the serving image takes only "runtime".
-read -r -a PACKAGES <<<"${MMOCR_SERVE_PACKAGES:-runtime aiges test}"
+read -r -a PACKAGES <<<"${MMOCR_SERVE_PACKAGES:-runtime triton aiges test}"
 
 step() { printf '\n[install %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
 pin() { sed -n "s/^$1==//p" "$CONSTRAINTS"; }
@@ -55,6 +55,20 @@ ensure_fonts() {
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
     $sudo apt-get update -q
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+}
+
+ensure_libpython() {
+    # Triton's Python backend stub embeds the system's shared libpython of the venv's
+    # version (Debian's libpython3.X), not the virtual environment's interpreter.
+    [[ " ${PACKAGES[*]} " == *" triton "* ]] || return 0
+    local lib
+    lib="libpython$("$PY" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
+    ldconfig -p | grep -q "$lib.so.1.0" && return
+    step "$lib (Debian package): Triton's Python backend stub links it"
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -q
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "$lib"
 }
 
 ensure_venv() {
@@ -132,6 +146,7 @@ EOF
 main() {
     ensure_java
     ensure_fonts
+    ensure_libpython
     local digest
     digest="$(inputs_digest)"
     if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$digest" ] && check_stack >/dev/null 2>&1; then

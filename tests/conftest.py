@@ -168,3 +168,32 @@ def torchserve(model_store, workdir):
     server.start(timeout_s=300)
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def triton_repo(workdir) -> Path:
+    """A Triton model repository written by the converter's CLI (``--format triton``): the
+    detector, the recognizer (batch 8, 100 ms queue delay), the recognizer in ONNX Runtime
+    and the end-to-end pair."""
+    repo = workdir / "triton-repo"
+    e2e = [DET_CONFIG, DET_CHECKPOINT, "--recog-config", RECOG_CONFIG,
+           "--recog-checkpoint", RECOG_CHECKPOINT, "--batch-size", "4"]
+    for name, extra in (("dbnet", [DET_CONFIG, DET_CHECKPOINT]),
+                        ("crnn", [RECOG_CONFIG, RECOG_CHECKPOINT, "--batch-size", "8",
+                                  "--max-batch-delay", "100"]),
+                        ("crnn_onnx", [RECOG_CONFIG, RECOG_CHECKPOINT, "--backend", "onnxruntime"]),
+                        ("ocr", e2e)):
+        done = convert(*extra, "--output-folder", repo, "--model-name", name, "--format", "triton")
+        assert done.returncode == 0, done.stdout + done.stderr
+    return repo
+
+
+@pytest.fixture(scope="session")
+def triton(triton_repo, workdir):
+    """A real tritonserver (nvidia-pytriton's, Python backend) on free loopback ports."""
+    from mmocr_serve_tools.triton import TritonProcess
+
+    server = TritonProcess(repository=triton_repo, workdir=workdir / "triton")
+    server.start(timeout_s=300)
+    yield server
+    server.stop()

@@ -10,6 +10,7 @@ from answers import assert_detects, assert_same
 from clis import ROOT
 from conftest import DET_CONFIG, RECOG_CONFIG
 from fake_context import FakeContext, load_handler_class
+from mmocr_serve.metrics import torchserve_sink
 from mmocr_serve.results import DetectionResult, Recognition
 
 
@@ -149,7 +150,7 @@ def test_a_batch_reports_its_metrics_through_torchserves_cache(recog_model_dir, 
     handler = load_handler_class(Path(ctx.system_properties["model_dir"]))()
     handler.initialize(ctx)
     # a reporter whose thread waits an hour: this test flushes, not the thread
-    handler.metrics = type(handler.metrics)(ctx.metrics, interval_s=3600)
+    handler.metrics = type(handler.metrics)(torchserve_sink(ctx.metrics), interval_s=3600)
     # handle() and flush() run on this thread; other handlers of this process report from
     # their own reporter threads to the same logger
     def lines():

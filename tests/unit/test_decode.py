@@ -22,6 +22,8 @@ def test_raw_bytes_decode_to_bgr_uint8():
     bytearray(JPEG),
     base64.b64encode(JPEG).decode(),
     "data:image/jpeg;base64," + base64.b64encode(JPEG).decode(),
+    base64.b64encode(JPEG),  # base64 text as bytes (Triton's JSON requests)
+    b"data:image/jpeg;base64," + base64.encodebytes(JPEG),  # with line breaks
     {"data": base64.b64encode(JPEG).decode()},
     {"image": base64.b64encode(JPEG).decode()},
     {"body": bytearray(JPEG)},
@@ -85,6 +87,8 @@ def test_rgb_channel_order():
     (JPEG[: len(JPEG) // 2], InvalidImage),
     (encode(text_image(), "PNG")[:-20], InvalidImage),
     ("this is not base64!", InvalidBase64),
+    (b"plain words and spaces", InvalidImage),  # bytes: base64 text has no spaces
+    (b"bm90IGFuIGltYWdl", InvalidImage),  # base64 text of bytes that are not an image
     ({"data": "%%%"}, InvalidBase64),
     ({"data": 12}, BadRequest),
     ({"body": {"text": "no image field"}}, BadRequest),

@@ -1,5 +1,6 @@
 """Convert an MMOCR 0.x text detector or recognizer (config + checkpoint), or a detector and a
-recognizer together (end-to-end OCR), to a TorchServe .mar archive."""
+recognizer together (end-to-end OCR), to a TorchServe .mar archive or a Triton Inference
+Server model repository entry."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import List, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository root
 
-from mmocr_serve_tools.archive import DEVICE_TYPES, ArchiveSpec, build_archive  # noqa: E402
+from mmocr_serve_tools.archive import DEVICE_TYPES, FORMATS, ArchiveSpec, build_archive  # noqa: E402
 from mmocr_serve.errors import ServeError  # noqa: E402
 from mmocr_serve.onnx_backend import BACKENDS  # noqa: E402
 from mmocr_serve.runtime import CPU_LAYOUTS, CPU_MEMORY, RuntimeOptions  # noqa: E402
@@ -25,7 +26,12 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("config", help="config file, or a path under mmocr's shipped configs "
                         "(e.g. textdet/dbnet/dbnet_r18_fpnc_1200e_icdar2015.py)")
     parser.add_argument("checkpoint", help="checkpoint file (.pth)")
-    parser.add_argument("--output-folder", required=True, help="where NAME.mar is written")
+    parser.add_argument("--output-folder", required=True,
+                        help="where NAME.mar is written (the triton format: the model "
+                        "repository, where the entry NAME/ is written)")
+    parser.add_argument("--format", choices=FORMATS, default=defaults.format,
+                        help="mar: a TorchServe archive; triton: a Triton Inference Server "
+                        "model repository entry (config.pbtxt, 1/model.py, the model)")
     parser.add_argument("--model-name", default=None,
                         help="archive and endpoint name (default: the checkpoint's file stem)")
     parser.add_argument("--model-version", default=defaults.model_version)
@@ -40,7 +46,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                      help="override keys of the recognizer's config")
     parser.add_argument("--trust-checkpoint", action="store_true",
                         help="allow a checkpoint that needs arbitrary unpickling (runs its code)")
-    group = parser.add_argument_group("model-config.yaml (TorchServe per-model settings)")
+    group = parser.add_argument_group("model-config.yaml (TorchServe) or config.pbtxt (Triton)")
     group.add_argument("--workers", type=int, default=defaults.runtime.workers,
                        help="worker processes, each holding one copy of the model")
     group.add_argument("--batch-size", type=int, default=defaults.runtime.batch_size,
@@ -103,7 +109,7 @@ def spec_from_args(args: argparse.Namespace) -> ArchiveSpec:
             max_forward_batch=args.max_forward_batch, cpu_memory=args.cpu_memory,
             cpu_layout=args.cpu_layout),
         max_batch_delay_ms=args.max_batch_delay, response_timeout_s=args.response_timeout,
-        device_type=args.device_type, backend=args.backend)
+        device_type=args.device_type, backend=args.backend, format=args.format)
 
 
 def main(argv: Optional[List[str]] = None) -> int:

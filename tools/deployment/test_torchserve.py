@@ -1,6 +1,7 @@
 """Check that a served MMOCR model answers as in-process inference does.
 
     python tools/deployment/test_torchserve.py IMAGE [IMAGE|FOLDER ...] CONFIG CHECKPOINT MODEL_NAME
+    python tools/deployment/test_torchserve.py ... --server triton --inference-addr 127.0.0.1:8000
 
 Exit codes: 0 every image matches; 1 a mismatch; 2 the server could not be reached or
 answered an error (its message is shown).
@@ -16,8 +17,10 @@ from typing import List, Optional
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository root
 
 from mmocr_serve_tools.compare import COORD_TOL, SCORE_TOL  # noqa: E402
-from mmocr_serve_tools.deployment_check import EXIT_SERVER, CheckSpec, run_check  # noqa: E402
+from mmocr_serve_tools.deployment_check import EXIT_SERVER, SERVERS, CheckSpec, run_check  # noqa: E402
 from mmocr_serve.errors import ServeError  # noqa: E402
+
+DEFAULT_ADDR = {"torchserve": "127.0.0.1:8080", "triton": "127.0.0.1:8000"}
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -27,7 +30,12 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("config", help="the config the archive was built from")
     parser.add_argument("checkpoint", help="the checkpoint to run in-process")
     parser.add_argument("model_name", help="the served model's name")
-    parser.add_argument("--inference-addr", default="127.0.0.1:8080", help="host:port or URL")
+    parser.add_argument("--server", choices=SERVERS, default="torchserve",
+                        help="torchserve: POST /predictions/NAME; triton: POST "
+                        "/v2/models/NAME/infer (a repository entry written with --format triton)")
+    parser.add_argument("--inference-addr", default=None,
+                        help="host:port or URL (default: 127.0.0.1:8080 for TorchServe, "
+                        "127.0.0.1:8000 for Triton)")
     parser.add_argument("--device", default=None,
                         help="in-process device (default: cuda:0 where a GPU exists, else cpu)")
     parser.add_argument("--score-thr", type=float, default=0.0,
@@ -50,7 +58,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     spec = CheckSpec(images=args.images, config=args.config, checkpoint=args.checkpoint,
-                     model_name=args.model_name, inference_addr=args.inference_addr,
+                     model_name=args.model_name, server=args.server,
+                     inference_addr=args.inference_addr or DEFAULT_ADDR[args.server],
                      device=args.device, score_thr=args.score_thr, coord_tol=args.coord_tol,
                      score_tol=args.score_tol, token=args.token, key_file=args.key_file,
                      out_dir=args.out_dir, timeout_s=args.timeout,
