@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from clis import ROOT, convert
-from conftest import DET_CONFIG, RECOG_CONFIG
+from conftest import DET_CONFIG, RECOG_CHECKPOINT, RECOG_CONFIG
 from mmocr_serve_tools.archive import RUNTIME_MODULES, archive_summary
 
 
@@ -60,17 +60,20 @@ def package_imports(path: Path) -> set:
     return found
 
 
-def test_the_runtime_is_what_the_handler_imports_and_imports_no_tool():
-    """Every module the handler reaches is packed, and nothing else is; no runtime module
-    (nor the AIGES wrapper) imports a tool (``mmocr_serve_tools``)."""
+@pytest.mark.parametrize("front_end", ["mmocr_handler.py", "triton_model.py"])
+def test_the_runtime_is_what_the_front_end_imports_and_imports_no_tool(front_end):
+    """Every module the TorchServe handler (or Triton's model.py) reaches is packed, and
+    nothing else is; no runtime module (nor a front end) imports a tool
+    (``mmocr_serve_tools``)."""
     package = ROOT / "mmocr_serve"
-    reached, todo = set(), package_imports(ROOT / "mmocr_handler.py")
+    reached, todo = set(), package_imports(ROOT / front_end)
     while todo:
         module = todo.pop()
         reached.add(module)
         todo |= package_imports(package / f"{module}.py") - reached
     assert reached | {"__init__"} == set(RUNTIME_MODULES)
-    for path in [*package.glob("*.py"), ROOT / "mmocr_handler.py", ROOT / "wrapper.py"]:
+    for path in [*package.glob("*.py"), ROOT / "mmocr_handler.py", ROOT / "wrapper.py",
+                 ROOT / "triton_model.py"]:
         tools = [node for node in ast.walk(ast.parse(path.read_text()))
                  if isinstance(node, (ast.Import, ast.ImportFrom))
                  and "mmocr_serve_tools" in ast.dump(node)]
@@ -229,3 +232,29 @@ def test_a_count_below_one_is_refused_before_anything_is_written(tmp_path, det_c
     with pytest.raises(ConversionError, match=f"^{named} must be a positive integer, not 0$"):
         build_archive(spec)
     assert listing(tmp_path / "out") == []
+
+
+def test_a_triton_entry_holds_the_same_model_directory_and_its_settings(workdir, model_store):
+    """``--format triton``: config.pbtxt from the same flags as model-config.yaml, and the
+    .mar's model directory (but TorchServe's handler) as version 1, with model.py."""
+    repo = workdir / "unit-triton-repo"
+    done = convert(RECOG_CONFIG, RECOG_CHECKPOINT, "--output-folder", repo, "--model-name",
+                   "crnn", "--format", "triton", "--batch-size", "4", "--max-batch-delay", "7",
+                   "--workers", "2", "--device-type", "cpu", "--cpu-threads", "1")
+    assert done.returncode == 0, done.stderr
+    config = (repo / "crnn" / "config.pbtxt").read_text()
+    for line in ('name: "crnn"', 'backend: "python"', "max_batch_size: 4",
+                 "max_queue_delay_microseconds: 7000", "count: 2 kind: KIND_CPU",
+                 'key: "cpu_threads" value { string_value: "1" }',
+                 'key: "cpu_layout" value { string_value: "channels_last" }'):
+        assert line in config, (line, config)
+    entry = sorted(str(p.relative_to(repo / "crnn" / "1"))
+                   for p in (repo / "crnn" / "1").rglob("*") if p.is_file())
+    with zipfile.ZipFile(model_store / "crnn.mar") as zf:
+        mar = sorted(n for n in zf.namelist() if not n.startswith("MAR-INF")
+                     and n not in ("mmocr_handler.py", "model-config.yaml"))
+    assert entry == sorted([*mar, "model.py"])
+    assert (repo / "crnn" / "1" / "model.py").read_text() == (ROOT / "triton_model.py").read_text()
+    again = convert(RECOG_CONFIG, RECOG_CHECKPOINT, "--output-folder", repo, "--model-name",
+                    "crnn", "--format", "triton")
+    assert again.returncode == 1 and "already exists" in again.stderr

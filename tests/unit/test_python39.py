@@ -9,7 +9,7 @@ import pytest
 
 from clis import ROOT
 RUNTIME = sorted((ROOT / "mmocr_serve").glob("*.py")) + [
-    ROOT / "mmocr_handler.py", ROOT / "wrapper.py",
+    ROOT / "mmocr_handler.py", ROOT / "wrapper.py", ROOT / "triton_model.py",
     ROOT / "docker" / "serve" / "entrypoint.py"]
 
 
