@@ -7,13 +7,43 @@ from __future__ import annotations
 import contextlib
 import http.client
 import itertools
+import os
+import platform
 import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Dict, Iterator, List, Optional, Sequence
 from urllib.parse import urlsplit
+
+
+# The CPU flags that tell the project's two machine kinds apart (AVX2 only, or AVX-512
+# with VNNI, BF16 and AMX).
+CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile")
+
+
+def log(message: str) -> None:
+    """A progress line tagged with the running tool (benchmark or soak) and the time."""
+    print(f"[{Path(sys.argv[0]).stem} {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def machine_description() -> dict:
+    """The machine a benchmark ran on: the CPU's model name and the flags that decide which
+    kernels oneDNN runs (the two CPU kinds of docs/benchmarks.md), cores, memory, GPU."""
+    import torch
+
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text()
+                .splitlines() if line.startswith("model name")), platform.processor())
+    mem_kb = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
+                  if line.startswith("MemTotal"))
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    flags = next((line.split(":", 1)[1].split() for line in Path("/proc/cpuinfo").read_text()
+                  .splitlines() if line.startswith("flags")), [])
+    return {"cpu": cpu, "cpu_flags": [f for f in CPU_FLAGS if f in flags],
+            "cores": len(os.sched_getaffinity(0)), "memory_gib": round(mem_kb / 2**20),
+            "gpu": gpu, "torch": torch.__version__, "python": platform.python_version()}
 
 
 @dataclass
@@ -70,9 +100,11 @@ class LoadResult:
 def drive(url: str, bodies: Sequence[bytes], concurrency: int, duration_s: float,
           max_requests: Optional[int] = None, timeout_s: float = 120,
           stop: Optional[threading.Event] = None,
-          result: Optional[LoadResult] = None) -> LoadResult:
+          result: Optional[LoadResult] = None,
+          headers: Optional[Dict[str, str]] = None) -> LoadResult:
     """POST ``bodies`` (cycled) to ``url`` from ``concurrency`` clients for ``duration_s``,
     or until ``stop`` is set. ``result``, when given, is filled as the run goes on.
+    ``headers``: the requests' headers (default: an octet-stream body).
 
     Each client keeps one HTTP/1.1 connection open, as a production client would.
     """
@@ -81,6 +113,7 @@ def drive(url: str, bodies: Sequence[bytes], concurrency: int, duration_s: float
         raise ValueError(f"the load generator drives loopback servers only, not {url}")
     if result is None:
         result = LoadResult(concurrency=concurrency)
+    headers = headers or {"Content-Type": "application/octet-stream"}
     lock = threading.Lock()
     counter = itertools.count()
     deadline = time.monotonic() + duration_s
@@ -97,7 +130,7 @@ def drive(url: str, bodies: Sequence[bytes], concurrency: int, duration_s: float
             start = time.perf_counter()
             try:
                 conn.request("POST", target.path + (f"?{target.query}" if target.query else ""),
-                             body=body, headers={"Content-Type": "application/octet-stream"})
+                             body=body, headers=headers)
                 response = conn.getresponse()
                 response.read()
                 status = str(response.status)

@@ -26,6 +26,7 @@ import json
 import os
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import sysconfig
@@ -205,6 +206,19 @@ def infer_request(image: bytes, parameters: Optional[dict] = None) -> bytes:
     if parameters:
         request["parameters"] = parameters
     return json.dumps(request).encode()
+
+
+def binary_infer_request(image: bytes) -> Tuple[bytes, Dict[str, str]]:
+    """The body and headers of ``POST /v2/models/NAME/infer`` with the image as raw bytes
+    (Triton's binary tensor extension, which tritonclient uses): a JSON header, then the
+    BYTES element as a 4-byte little-endian length and the bytes. The answer comes as JSON."""
+    header = json.dumps({
+        "inputs": [{"name": INPUT, "shape": [1, 1], "datatype": "BYTES",
+                    "parameters": {"binary_data_size": 4 + len(image)}}],
+        "outputs": [{"name": OUTPUT, "parameters": {"binary_data": False}}]}).encode()
+    return (header + struct.pack("<I", len(image)) + image,
+            {"Content-Type": "application/octet-stream",
+             "Inference-Header-Content-Length": str(len(header))})
 
 
 def answer_of(body: bytes) -> dict:

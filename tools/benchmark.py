@@ -22,7 +22,6 @@ import contextlib
 import gc
 import json
 import os
-import platform
 import shutil
 import statistics
 import sys
@@ -36,6 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from mmocr_serve.metrics import STAGES  # noqa: E402
+from mmocr_serve_tools.loadgen import log, machine_description  # noqa: E402
 
 # name -> (config, image sent to it): shipped configs with random weights, and the trained
 # demo pair end to end (checkpoints beside the configs) on a rendered page of 20+ lines
@@ -62,23 +62,6 @@ class BenchmarkConfig:
     # archive settings to compare with the defaults, each served beside them: ("KEY=VALUE",)
     variants: Sequence[str] = ()
     shared: bool = False  # the shared-CPU study instead (``shared_cpu_study``)
-
-
-def log(message: str) -> None:
-    """A progress line tagged with the running tool (benchmark or soak) and the time."""
-    print(f"[{Path(sys.argv[0]).stem} {time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
-def machine_description() -> dict:
-    import torch
-
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text()
-                .splitlines() if line.startswith("model name")), platform.processor())
-    mem_kb = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
-                  if line.startswith("MemTotal"))
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    return {"cpu": cpu, "cores": len(os.sched_getaffinity(0)), "memory_gib": round(mem_kb / 2**20),
-            "gpu": gpu, "torch": torch.__version__, "python": platform.python_version()}
 
 
 def variant_settings(variant: str) -> dict:
