@@ -35,6 +35,7 @@ ARCHIVES = ("ocr.mar", "crnn.mar")
 IMAGES = {"mmocr-serve-models:latest": ("MMOCR_IMAGE", "mmocr-serve-models:test"),
           "mmocr-serve-lb:latest": ("LB_IMAGE", "mmocr-serve-lb:test"),
           "mmocr-serve-prometheus:latest": ("PROMETHEUS_IMAGE", "mmocr-serve-prometheus:test")}
+TRITON_IMAGES = ("mmocr-serve:triton", "mmocr-serve-triton-models:latest")
 START_S = 300  # the stack's health check start period: a replica is up within it
 CLIENTS = 4
 LB_STATS = "http://lb:8404/stats;csv"  # the balancer's view of the replicas, on the stack network
@@ -74,7 +75,7 @@ def images(engine, model_store, workdir) -> dict:
     env = {}
     for command in doc_commands("build"):
         tag = command[command.index("-t") + 1]
-        if tag == serving:
+        if tag == serving or tag in TRITON_IMAGES:  # the Triton stack's: test_swarm_triton.py
             continue
         variable, ours = IMAGES[tag]
         command = [ours if arg == tag else arg for arg in command]
@@ -94,7 +95,7 @@ def images(engine, model_store, workdir) -> dict:
 def stack(images, workdir):
     """The stack deployed with docs/scaling.md's command, on a free port of 127.0.0.1;
     yields the balancer's URL once every replica is healthy and the balancer answers."""
-    (deploy,) = doc_commands("stack deploy")
+    (deploy,) = [c for c in doc_commands("stack deploy") if "deploy/swarm/stack.yml" in c]
     port = free_port()
     env = dict(images, MMOCR_PORT=str(port))
     docker(*[STACK if arg == "mmocr" else arg for arg in deploy[1:]], timeout=180, env=env)
@@ -168,9 +169,13 @@ def requests_answered(container: str) -> float:
 
 
 def prometheus(query: str) -> list:
-    """An instant query on the stack's Prometheus (``promtool``, in its own container)."""
+    return prometheus_query(STACK, query)
+
+
+def prometheus_query(stack: str, query: str) -> list:
+    """An instant query on ``stack``'s Prometheus (``promtool``, in its own container)."""
     (container,) = docker("ps", "-q", "--filter",
-                          f"label=com.docker.swarm.service.name={STACK}_prometheus").stdout.split()
+                          f"label=com.docker.swarm.service.name={stack}_prometheus").stdout.split()
     done = docker("exec", container, "promtool", "query", "instant", "-o", "json",
                   "http://127.0.0.1:9090", query, timeout=60)
     return json.loads(done.stdout)

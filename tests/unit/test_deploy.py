@@ -98,8 +98,12 @@ def test_swarm_stack_wiring():
     assert not any("ports" in s for name, s in services.items() if name != "lb")
     assert {tuple(s["networks"]) for s in services.values()} == {("mmocr",)}
     cfg = (ROOT / "deploy" / "swarm" / "lb" / "haproxy.cfg").read_text()
-    assert "server-template mmocr 16 tasks.mmocr:8080" in cfg and "balance leastconn" in cfg
-    assert "option httpchk GET /ping" in cfg and "nameserver dockerdns 127.0.0.11:53" in cfg
+    assert 'server-template mmocr 16 "tasks.mmocr:${MMOCR_BACKEND_PORT}"' in cfg
+    assert 'option httpchk GET "${MMOCR_HEALTH_PATH}"' in cfg and "balance leastconn" in cfg
+    assert "nameserver dockerdns 127.0.0.11:53" in cfg
+    # TorchServe's port and health path by default (the balancer's image)
+    lb_image = (ROOT / "deploy" / "swarm" / "lb" / "Dockerfile").read_text()
+    assert "ENV MMOCR_BACKEND_PORT=8080 MMOCR_HEALTH_PATH=/ping" in lb_image
     # docs/scaling.md builds every image the stack runs by default
     built = {c[c.index("-t") + 1] for c in document_commands(["docs/scaling.md"], ("build",))}
     defaults = {re.fullmatch(r"\$\{\w+:-(.+)\}", s["image"]).group(1) for s in services.values()}
@@ -108,3 +112,26 @@ def test_swarm_stack_wiring():
                             .read_text())["scrape_configs"]
     assert {"names": ["tasks.mmocr"], "type": "A", "port": 8082, "refresh_interval": "5s"} in [
         sd for job in scrape for sd in job["dns_sd_configs"]]
+
+
+def test_the_triton_stack_is_the_torchserve_stack_on_triton():
+    """deploy/swarm/stack-triton.yml: the same services, limits, updates and network; the
+    Triton image's health check; the balancer on Triton's port and readiness path; the
+    metrics on the port the stack's Prometheus scrapes."""
+    torchserve = yaml.safe_load(STACK.read_text())["services"]
+    triton = yaml.safe_load((ROOT / "deploy" / "swarm" / "stack-triton.yml").read_text())["services"]
+    assert set(triton) == set(torchserve)
+    mmocr = triton["mmocr"]
+    assert mmocr["deploy"] == torchserve["mmocr"]["deploy"]
+    assert mmocr["environment"]["MMOCR_SERVE_CPU_THREADS"] == "1"
+    dockerfile = (ROOT / "docker" / "serve" / "Dockerfile").read_text()
+    image_check = re.search(r'CMD (\["python3.11", "-c", .*/v2/health/ready.*\])', dockerfile).group(1)
+    assert mmocr["healthcheck"]["test"] == ["CMD", *yaml.safe_load(image_check)]
+    assert mmocr["command"] == ["--metrics-port=8082"]
+    assert triton["lb"]["environment"] == {"MMOCR_BACKEND_PORT": "8000",
+                                           "MMOCR_HEALTH_PATH": "/v2/health/ready"}
+    assert triton["lb"]["ports"] == torchserve["lb"]["ports"]
+    assert triton["prometheus"] == torchserve["prometheus"]
+    built = {c[c.index("-t") + 1] for c in document_commands(["docs/scaling.md"], ("build",))}
+    defaults = {re.fullmatch(r"\$\{\w+:-(.+)\}", s["image"]).group(1) for s in triton.values()}
+    assert defaults <= built, defaults - built

@@ -17,8 +17,9 @@ DOCKERFILES = sorted((ROOT / "docker").glob("*/Dockerfile*"))
 STACK_DOCKERFILES = sorted((ROOT / "deploy" / "swarm").glob("**/Dockerfile"))
 ENTRYPOINT = ROOT / "docker" / "serve" / "entrypoint.py"
 MODEL_STORE = "/home/model-server/model-store"
-MOUNT_TARGETS = {"serve": MODEL_STORE, "aiges": "/home/aiges/models"}
-PORTS = {"serve": "-p8080:8080", "aiges": "-p8888:8888"}
+MOUNT_TARGETS = {"serve": MODEL_STORE, "aiges": "/home/aiges/models",
+                 "triton": "/home/model-server/model-repository"}
+PORTS = {"serve": "-p8080:8080", "aiges": "-p8888:8888", "triton": "-p8000:8000"}
 PY39_DIFFERS = {"torch", "torchvision", "pillow", "pytest", "onnxruntime"}  # no Python 3.9 wheels at the lock's versions
 
 
@@ -59,7 +60,7 @@ def test_dockerfile_installs_from_the_lock_file_and_lints_clean(dockerfile):
 def test_the_swarm_stacks_dockerfiles_lint_clean(dockerfile):
     """On the serving image (models) or the same Debian base (balancer, Prometheus)."""
     text = dockerfile.read_text()
-    on_serving = "ARG SERVING_IMAGE=mmocr-serve:cpu" in text
+    on_serving = bool(re.search(r"^ARG SERVING_IMAGE=mmocr-serve:(cpu|triton)$", text, re.M))
     assert on_serving != ("ARG BASE=debian:bookworm-slim" in text)
     assert_builds_here_and_lints_clean(dockerfile)
 
@@ -88,6 +89,11 @@ def test_serving_image_layout(dockerfile):
     assert 'ENTRYPOINT ["python3.11", "/usr/local/bin/mmocr-serve-entrypoint"]' in text
     assert "ARG BASE=debian:bookworm-slim" in text and "python3.11-dev" in text
     assert "--mount=type=cache" in text and "--mount=type=secret,id=pip-cert" in text
+    # the Triton target: its ports, its health check, its supervisor as the entrypoint
+    triton = text.split("AS triton", 1)[1].split("\nFROM ", 1)[0]
+    assert "EXPOSE 8000 8001 8002" in triton and "/v2/health/ready" in triton
+    assert re.search(r"^USER 1000", triton, re.M) and "libpython3.11" in triton
+    assert '"-m", "mmocr_serve_tools.triton"' in triton
 
 
 def test_readme_docker_commands_match_the_images():
@@ -99,11 +105,12 @@ def test_readme_docker_commands_match_the_images():
     for cmd in builds:
         dockerfile = ROOT / cmd[cmd.index("-f") + 1]
         assert dockerfile in DOCKERFILES and cmd[-1] == "."
-        tags[cmd[cmd.index("-t") + 1]] = dockerfile
+        target = cmd[cmd.index("--target") + 1] if "--target" in cmd else None
+        tags[cmd[cmd.index("-t") + 1]] = target or dockerfile.parent.name
     for cmd in runs:
         image = next((a for a in reversed(cmd) if a in tags), None)
         assert image, f"runs an image no command builds: {cmd}"
-        kind = tags[image].parent.name
+        kind = tags[image]
         mounts = [a for a in cmd if a.startswith("type=bind")]
         assert mounts and all(f"target={MOUNT_TARGETS[kind]}" in m for m in mounts)
         assert PORTS[kind] in cmd
