@@ -123,6 +123,9 @@ install_stack() {
     for name in "${PACKAGES[@]}"; do lists+=(-r "$ROOT/requirements/$name.txt"); done
     "${PIP[@]}" install --progress-bar off -c "$CONSTRAINTS" --find-links "$(mmcv_wheel_dir)" \
         "${lists[@]}"
+    if [[ " ${PACKAGES[*]} " == *" test "* ]]; then
+        "${PIP[@]}" install -q --no-deps -c "$CONSTRAINTS" -r "$ROOT/requirements/schemas.txt"
+    fi
 }
 
 headless_opencv() {

@@ -135,3 +135,25 @@ def test_the_triton_stack_is_the_torchserve_stack_on_triton():
     built = {c[c.index("-t") + 1] for c in document_commands(["docs/scaling.md"], ("build",))}
     defaults = {re.fullmatch(r"\$\{\w+:-(.+)\}", s["image"]).group(1) for s in triton.values()}
     assert defaults <= built, defaults - built
+
+
+def test_the_kserve_inference_service_fits_kserves_api():
+    """deploy/kserve/inferenceservice.yaml: every field one of KServe's v1beta1 API (the
+    kserve SDK's types), its containers and volumes valid Kubernetes; the Triton image's
+    health path and our runtime settings, as the Swarm stack has them."""
+    from kserve_schema import problems
+
+    service = yaml.safe_load((ROOT / "deploy" / "kserve" / "inferenceservice.yaml").read_text())
+    assert (service["apiVersion"], service["kind"]) == ("serving.kserve.io/v1beta1",
+                                                        "InferenceService")
+    assert problems(service, "V1beta1InferenceService") == []
+    assert problems({"spec": {"predictor": {"replicas": 2}}}, "V1beta1InferenceService")  # can fail
+    assert problems({"spec": {"predictor": {"containers": [{"image": 1}]}}},
+                    "V1beta1InferenceService")
+    (container,) = service["spec"]["predictor"]["containers"]
+    assert container["name"] == "kserve-container"  # the name KServe routes to
+    assert container["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
+    swarm = yaml.safe_load((ROOT / "deploy" / "swarm" / "stack-triton.yml").read_text())["services"]
+    assert {"name": "MMOCR_SERVE_CPU_THREADS", "value": "1"} in container["env"]
+    assert container["resources"]["limits"]["cpu"] == swarm["mmocr"]["deploy"]["resources"]["limits"]["cpus"]
+    assert container["securityContext"]["runAsUser"] == 1000
