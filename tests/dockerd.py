@@ -4,13 +4,14 @@ the command and its output."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shlex
 import subprocess
 import time
 from pathlib import Path
-from typing import List, Optional
+from typing import Iterator, List, Optional
 
 from clis import ROOT
 DOCKER = "/usr/bin/docker"  # Debian's client: BuildKit with DOCKER_BUILDKIT=1, no buildx
@@ -88,6 +89,27 @@ class Engine:
             self.proc.kill()
             self.proc.wait()
         self.proc = None
+
+
+@contextlib.contextmanager
+def running_engine(workdir: Path, swarm: bool = False) -> Iterator[Engine]:
+    """dockerd while the block runs (started here unless one answers, and stopped again
+    then); with ``swarm``, in a one-node swarm, made here when the engine is in none and
+    left again then."""
+    started = Engine(workdir).start()
+    made = False
+    try:
+        if swarm:
+            state = docker("info", "--format", "{{.Swarm.LocalNodeState}}").stdout.strip()
+            assert state in ("active", "inactive"), f"the engine's swarm is {state}"
+            made = state == "inactive"
+            if made:
+                docker("swarm", "init", "--advertise-addr", "127.0.0.1", timeout=120)
+        yield started
+    finally:
+        if made:
+            docker("swarm", "leave", "--force", timeout=120, check=False)
+        started.stop()
 
 
 def base_image(public: str, suite: str) -> Optional[str]:

@@ -21,8 +21,8 @@ import requests
 
 from answers import assert_detects, assert_reads, assert_same
 from conftest import DET_CONFIG, RECOG_CONFIG
-from dockerd import (Engine, base_image, build, build_serving_image, docker, get_in_container,
-                     image_size_mb, readme_command)
+from dockerd import (base_image, build, build_serving_image, docker, get_in_container,
+                     image_size_mb, readme_command, running_engine)
 from polling import wait_until
 
 from mmocr_serve_tools.server import free_port
@@ -35,9 +35,9 @@ ARCHIVES = ("dbnet.mar", "crnn.mar", "ocr.mar")
 
 @pytest.fixture(scope="module")
 def engine(workdir):
-    started = Engine(workdir / "dockerd").start()
-    yield started
-    started.stop()
+    """dockerd (``dockerd.running_engine``)."""
+    with running_engine(workdir / "dockerd") as started:
+        yield started
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,8 @@ import pytest
 
 from answers import assert_detects, assert_reads, assert_same
 from conftest import DET_CONFIG, RECOG_CONFIG
-from dockerd import Engine, base_image, build, docker, image_size_mb, readme_command
+from dockerd import (base_image, build, docker, image_size_mb, readme_command,
+                     running_engine)
 from polling import wait_until
 from triton_client import infer
 
@@ -35,9 +36,9 @@ class Published:
 
 @pytest.fixture(scope="module")
 def engine(workdir):
-    started = Engine(workdir / "dockerd").start()
-    yield started
-    started.stop()
+    """dockerd (``dockerd.running_engine``)."""
+    with running_engine(workdir / "dockerd") as started:
+        yield started
 
 
 @pytest.fixture(scope="module")

@@ -19,8 +19,8 @@ import requests
 
 from answers import assert_reads, assert_same
 from conftest import RECOG_CONFIG
-from dockerd import (Engine, base_image, build, build_serving_image, docker, document_commands,
-                     get_in_container)
+from dockerd import (base_image, build, build_serving_image, docker, document_commands,
+                     get_in_container, running_engine)
 from polling import wait_until
 
 from mmocr_serve_tools.loadgen import LoadResult, drive
@@ -47,19 +47,9 @@ def doc_commands(verb: str) -> list:
 
 @pytest.fixture(scope="module")
 def engine(workdir):
-    """dockerd in a one-node swarm: joined here when it is in none, and left again then."""
-    started = Engine(workdir / "dockerd").start()
-    state = docker("info", "--format", "{{.Swarm.LocalNodeState}}").stdout.strip()
-    made = state == "inactive"
-    try:
-        assert state in ("active", "inactive"), f"the engine's swarm is {state}"
-        if made:
-            docker("swarm", "init", "--advertise-addr", "127.0.0.1", timeout=120)
+    """dockerd in a one-node swarm (``dockerd.running_engine``)."""
+    with running_engine(workdir / "dockerd", swarm=True) as started:
         yield started
-    finally:
-        if made:
-            docker("swarm", "leave", "--force", timeout=120, check=False)
-        started.stop()
 
 
 @pytest.fixture(scope="module")

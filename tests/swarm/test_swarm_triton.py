@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from answers import assert_reads, assert_same
-from dockerd import Engine, base_image, build, docker, document_commands
+from dockerd import base_image, build, docker, document_commands, running_engine
 from polling import wait_until
 from test_swarm import prometheus_query
 from triton_client import infer
@@ -38,16 +38,9 @@ class Balancer:
 
 @pytest.fixture(scope="module")
 def engine(workdir):
-    started = Engine(workdir / "dockerd").start()
-    made = docker("info", "--format", "{{.Swarm.LocalNodeState}}").stdout.strip() == "inactive"
-    try:
-        if made:
-            docker("swarm", "init", "--advertise-addr", "127.0.0.1", timeout=120)
+    """dockerd in a one-node swarm (``dockerd.running_engine``)."""
+    with running_engine(workdir / "dockerd", swarm=True) as started:
         yield started
-    finally:
-        if made:
-            docker("swarm", "leave", "--force", timeout=120, check=False)
-        started.stop()
 
 
 @pytest.fixture(scope="module")
