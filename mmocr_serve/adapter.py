@@ -56,6 +56,32 @@ def _mask_rcnn_batched_test(model, img, img_metas) -> list:
 BATCHED_TESTS = {"FCENet": _fcenet_batched_test, "OCRMaskRCNN": _mask_rcnn_batched_test}
 
 
+def probability_map_only(model) -> bool:
+    """Make a DBNet head (MMOCR's ``DBHead``, DBNet and DBNet++) compute at test time only
+    what its post-processing reads: ``DBPostprocessor`` reads the probability map alone
+    (channel 0), and the threshold and binary maps cost about a third of the demo DBNet's
+    pass (benchmarks/dbnet-head.md). The probability branch gives the same map, bit for bit.
+
+    Returns:
+        Whether the head was changed (it must be a ``DBHead`` with a ``DBPostprocessor``).
+    """
+    from mmocr.models.textdet.dense_heads import DBHead
+    from mmocr.models.textdet.postprocess import DBPostprocessor
+
+    head = getattr(model, "bbox_head", None)
+    if type(head) is not DBHead or type(head.postprocessor) is not DBPostprocessor:
+        return False
+
+    def probability_forward(inputs):
+        prob_map = head.binarize(inputs)
+        # a second channel, a view of the first (no copy): get_boundary squeezes the map,
+        # which must keep its channel axis, as the three-channel map does
+        return prob_map.expand(-1, 2, -1, -1)
+
+    head.forward = probability_forward
+    return True
+
+
 def resolved_test_pipeline(cfg) -> list:
     """The test pipeline steps, resolved the way ``mmocr.apis.model_inference`` does."""
     from mmocr.utils import is_2dlist
@@ -102,6 +128,7 @@ class ModelAdapter:
         self.channels_last = False  # set by runtime.use_channels_last
         self.network = None  # a recognizer's onnx_backend.OnnxNetwork, where it has one
         self.architecture = type(model).__name__
+        self.probability_map_only = self.task == DET and probability_map_only(model)
         self.batches = self.architecture not in UNBATCHABLE
         if not self.batches:
             logger.warning("mmocr-serve: %s runs one image per forward pass: %s",

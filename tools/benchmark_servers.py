@@ -27,9 +27,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from mmocr_serve.openmp import sleep_while_waiting  # noqa: E402
-
-sleep_while_waiting()  # in-process runs as the servers' workers do (before torch loads)
-
 from mmocr_serve_tools.loadgen import (LoadResult, drive, log,  # noqa: E402
                                        machine_description)
 
@@ -179,8 +176,11 @@ def floors(report: dict) -> List[str]:
 
 
 def markdown(report: dict) -> str:
+    """benchmarks/servers.md, from the run's json alone."""
     m = report["machine"]
-    out = [f"Machine: {m['cpu']} ({', '.join(m['cpu_flags'])}), {m['cores']} cores, "
+    out = ["# Triton, TorchServe and in-process, one run", "",
+           f"`{report['command']}`; docs/triton.md says what the figures mean.", "",
+           f"Machine: {m['cpu']} ({', '.join(m['cpu_flags'])}), {m['cores']} cores, "
            f"{m['memory_gib']} GiB, torch {m['torch']}, Python {m['python']}.", "",
            "| setting | clients | Triton images/s | TorchServe images/s | ratio | Triton p50 / p99 ms "
            "| TorchServe p50 / p99 ms | in-process p50 ms |",
@@ -212,15 +212,14 @@ def parse_args(argv: Optional[List[str]] = None) -> Config:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    sleep_while_waiting()  # in-process runs as the servers' workers do (before torch loads)
     cfg = parse_args(argv)
     report = run(cfg)
+    report["command"] = " ".join(["python tools/benchmark_servers.py", *(argv or sys.argv[1:])])
     cfg.out_dir.mkdir(parents=True, exist_ok=True)
     (cfg.out_dir / "servers.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
     text = markdown(report)
-    (cfg.out_dir / "servers.md").write_text(
-        "# Triton, TorchServe and in-process, one run\n\n`python tools/benchmark_servers.py` "
-        f"(`{' '.join(sys.argv[1:]) or 'defaults'}`); docs/triton.md says what the figures "
-        "mean.\n\n" + text)
+    (cfg.out_dir / "servers.md").write_text(text)
     print(text)
     return 0 if all(line.startswith("PASS") for line in report["floors"]) else 1
 

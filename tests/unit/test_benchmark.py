@@ -8,6 +8,7 @@ from clis import ROOT
 sys.path.insert(0, str(ROOT / "tools"))
 
 import benchmark  # noqa: E402
+import benchmark_servers  # noqa: E402
 
 COMMITTED = ("cpu", "cpu-variants", "cpu-ocr")  # benchmarks/NAME.{json,md,png}
 
@@ -67,3 +68,18 @@ def test_the_shared_cpu_run_renders_from_its_json_and_holds_its_floors():
                 if line.startswith(("PASS", "FAIL"))]
     assert len(verdicts) == 1 + len(benchmark.SHARED_MODELS), verdicts
     assert all(line.startswith("PASS") for line in verdicts), verdicts
+
+
+def test_the_servers_run_renders_from_its_json_with_its_verdicts():
+    """benchmarks/servers.md (tools/benchmark_servers.py): Triton, TorchServe and in-process
+    for every setting and client count of one run, and a verdict for each floor."""
+    report = json.loads((ROOT / "benchmarks" / "servers.json").read_text())
+    assert benchmark_servers.markdown(report) == (ROOT / "benchmarks" / "servers.md").read_text()
+    settings = {(r["setting"], r["server"], r["concurrency"]) for r in report["rows"]}
+    assert settings == {(s, server, c) for s in benchmark_servers.SETTINGS
+                        for server in benchmark_servers.SERVERS
+                        for c in report["config"]["concurrency"]}
+    assert report["floors"] == benchmark_servers.floors(report)
+    assert len(report["floors"]) == 1 + len(benchmark_servers.SETTINGS) * len(
+        report["config"]["concurrency"])
+    assert all(r["errors"] == 0 for r in report["rows"]), report["rows"]
