@@ -35,7 +35,8 @@ import triton_python_backend_utils as pb_utils  # noqa: E402
 from mmocr_serve.engine import Stats, load_engine  # noqa: E402
 from mmocr_serve.errors import ServeError  # noqa: E402
 from mmocr_serve.metrics import MetricsReporter  # noqa: E402
-from mmocr_serve.runtime import RuntimeOptions, apply_process_settings  # noqa: E402
+from mmocr_serve.runtime import (HANDLER_KEYS, RuntimeOptions,  # noqa: E402
+                                 apply_process_settings)
 
 logger = logging.getLogger(__name__)
 INPUT, OUTPUT = "IMAGE", "ANSWER"
@@ -48,6 +49,7 @@ class TritonPythonModel:
         """Load the model once per instance, on the device Triton gave the instance."""
         import torch
 
+        logging.basicConfig(level=logging.INFO)
         config = json.loads(args["model_config"])
         self.device = ("cpu" if args["model_instance_kind"] != "GPU"
                        else f"cuda:{args['model_instance_device_id']}")
@@ -56,7 +58,6 @@ class TritonPythonModel:
         model_dir = Path(args["model_repository"]) / args["model_version"]
         self.engine = load_engine(model_dir, self.device, options)
         self.metrics = MetricsReporter(triton_sink(args["model_name"]))
-        logging.basicConfig(level=logging.INFO)
         logger.info("mmocr-serve: %s model ready on %s (%s)", self.engine.task, self.device,
                     settings or f"{torch.get_num_threads()} torch threads")
 
@@ -74,13 +75,15 @@ class TritonPythonModel:
 
 
 def runtime_options(config: dict) -> RuntimeOptions:
-    """The options ``config.pbtxt`` carries: its ``parameters``, the instance count as
-    ``workers`` and ``max_batch_size`` as ``batch_size``.
+    """The options ``config.pbtxt`` carries: its ``parameters`` of ours (others, such as
+    ``EXECUTION_ENV_PATH``, are Triton's), the instance count as ``workers`` and
+    ``max_batch_size`` as ``batch_size``.
 
     Raises:
-        ModelLoadError: a parameter that is not an option, or a bad value, named.
+        ModelLoadError: a bad value, named.
     """
-    params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
+    params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()
+              if k in HANDLER_KEYS}
     workers = sum(group.get("count", 1) for group in config.get("instance_group", [])) or 1
     return RuntimeOptions.from_mapping({"workers": workers,
                                         "batch_size": max(1, config.get("max_batch_size", 1)),
@@ -93,7 +96,7 @@ def request_payload(request) -> dict:
     tensor = pb_utils.get_input_tensor_by_name(request, INPUT)
     elements = [] if tensor is None else list(tensor.as_numpy().reshape(-1))
     image = elements[0] if len(elements) == 1 else (elements or None)
-    return {"body": image, **json.loads(request.parameters() or "{}")}
+    return {**json.loads(request.parameters() or "{}"), "body": image}
 
 
 def encode_outcome(outcome) -> "pb_utils.InferenceResponse":

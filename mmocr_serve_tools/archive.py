@@ -118,8 +118,8 @@ def build_archive(spec: ArchiveSpec) -> Path:
         else:
             write_model_config(Path(tmp) / "model-config.yaml", spec, task)
             built = run_archiver(spec, stage, Path(tmp))
-        if built.is_dir() and spec.archive_path.exists():  # a forced rebuild of an entry
-            shutil.rmtree(spec.archive_path)
+        if built.is_dir() and spec.archive_path.exists():  # a forced rebuild of an entry:
+            spec.archive_path.replace(Path(tmp) / "replaced")  # moved aside, then replaced
         built.replace(spec.archive_path)
     logger.info("wrote %s (%s)", spec.archive_path, task)
     return spec.archive_path
@@ -278,13 +278,15 @@ def triton_config(spec: ArchiveSpec, task: str) -> str:
     batch size as ``max_batch_size``, the batch delay as the dynamic batcher's queue delay,
     the workers as instances (of the device type's kind; Triton picks GPU instances where a
     GPU exists without one), and the runtime options as ``parameters``."""
+    from .triton import INPUT, OUTPUT
+
     kind = f" kind: {TRITON_KINDS[spec.device_type]}" if spec.device_type else ""
     lines = [
         f'name: "{spec.name}"',
         'backend: "python"',
         f"max_batch_size: {spec.runtime.batch_size or default_batch_size(task)}",
-        'input [{ name: "IMAGE" data_type: TYPE_STRING dims: [1] }]',
-        'output [{ name: "ANSWER" data_type: TYPE_STRING dims: [1] }]',
+        'input [{ name: "%s" data_type: TYPE_STRING dims: [1] }]' % INPUT,
+        'output [{ name: "%s" data_type: TYPE_STRING dims: [1] }]' % OUTPUT,
         f"dynamic_batching {{ max_queue_delay_microseconds: {spec.max_batch_delay_ms * 1000} }}",
         f"instance_group [{{ count: {spec.runtime.workers}{kind} }}]",
     ]

@@ -38,11 +38,32 @@ def free_port() -> int:
 class ServerProcess:
     """A server in a process group of its own, its output in ``workdir/LOG_NAME``."""
 
+    NAME = "the server"
     LOG_NAME = "server.out"
     LOG_FILES: Sequence[str] = ()  # further logs under workdir, for ``tail``
     proc: Optional[subprocess.Popen] = None
     workdir: Path
     metrics_url: str
+
+    def launch(self):
+        raise NotImplementedError
+
+    def models_ready(self) -> bool:
+        raise NotImplementedError
+
+    def start(self, timeout_s: float = 300):
+        """Start the server and wait until every model is ready; stop it again if they are
+        not (it is not left running behind a failed start)."""
+        self.launch()
+        try:
+            self.wait_ready(timeout_s)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def wait_ready(self, timeout_s: float) -> None:
+        self.wait_for(self.models_ready, timeout_s, self.NAME)
 
     def spawn(self, cmd: List[str], env: Dict[str, str]) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -116,6 +137,7 @@ class ServerProcess:
 class TorchServeProcess(ServerProcess):
     """A TorchServe started from ``config.properties`` with loopback ports of its own."""
 
+    NAME = "TorchServe"
     LOG_NAME = "torchserve.out"
     LOG_FILES = ("logs/model_log.log", "logs/ts_log.log")
 
@@ -158,12 +180,6 @@ class TorchServeProcess(ServerProcess):
         props.update(self.overrides or {})
         return "".join(f"{k}={v}\n" for k, v in props.items())
 
-    def start(self, timeout_s: float = 300) -> "TorchServeProcess":
-        """Start TorchServe and wait until every model has a ready worker."""
-        self.launch()
-        self.wait_ready(timeout_s)
-        return self
-
     def launch(self) -> "TorchServeProcess":
         """Start TorchServe without waiting for its models."""
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -179,11 +195,8 @@ class TorchServeProcess(ServerProcess):
         self.spawn(cmd, with_overrides(env, self.env))
         return self
 
-    def wait_ready(self, timeout_s: float) -> None:
-        self.wait_for(self.models_ready, timeout_s, "TorchServe")
-
     def models_ready(self) -> bool:
-        """True when ``/ping`` is healthy and every model has a READY worker."""
+        """True when ``/ping`` is healthy and every model has a READY worker (``start``)."""
         import json
 
         try:

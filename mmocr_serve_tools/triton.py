@@ -30,13 +30,14 @@ import struct
 import subprocess
 import sys
 import sysconfig
+import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from collections import Counter
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from .server import ServerProcess, free_port, with_overrides
 
@@ -60,9 +61,10 @@ def backend_directory() -> Path:
         source = root / "python_backend_stubs" / version / STUB
         if not source.exists():
             raise RuntimeError(f"nvidia-pytriton has no Python backend stub for Python {version}")
-        partial = stub.with_name(STUB + ".partial")
+        handle, partial = tempfile.mkstemp(dir=stub.parent, prefix=f".{STUB}.")
+        os.close(handle)  # a copy of this process's own: two launches at once never share one
         shutil.copy2(source, partial)
-        partial.replace(stub)
+        os.replace(partial, stub)
     return root / "backends"
 
 
@@ -88,45 +90,66 @@ def tritonserver_command(repository: Path, args: Sequence[str] = ()) -> List[str
             f"--backend-directory={backend_directory()}", *args]
 
 
-def stub_states(server_pid: int) -> List[Tuple[str, str]]:
-    """The ``model.py`` and process state (``Z``: died, not yet reaped) of each Python
-    backend stub that ``server_pid`` started."""
+def children(pid: int) -> List[Tuple[int, str, List[bytes]]]:
+    """``(pid, state, argv)`` of each child process of ``pid`` (state ``Z``: it died and
+    was not reaped; its argv is then empty)."""
     found = []
     for proc in Path("/proc").iterdir():
         try:
-            stat = (proc / "stat").read_text()
-            state, ppid = stat.rsplit(")", 1)[1].split()[:2]
+            state, ppid = (proc / "stat").read_text().rsplit(")", 1)[1].split()[:2]
             argv = (proc / "cmdline").read_bytes().split(b"\0")
         except (OSError, ValueError, IndexError):
             continue
-        if int(ppid) == server_pid and (state == "Z" or argv[0].endswith(STUB.encode())):
-            model = argv[1].decode(errors="replace") if len(argv) > 1 else "a model"
-            found.append((model, state))
+        if int(ppid) == pid:
+            found.append((int(proc.name), state, argv))
     return found
 
 
-def supervise(cmd: List[str], env: Dict[str, str], poll_s: float = 0.5,
-              grace_polls: int = 4) -> int:
+def stub_states(server_pid: int) -> List[Tuple[int, str, str]]:
+    """``(pid, model.py, state)`` of each Python backend stub that ``server_pid`` started;
+    a child that died unreaped (``Z``) counts as one (tritonserver starts nothing else)."""
+    return [(pid, argv[1].decode(errors="replace") if len(argv) > 1 else "a model", state)
+            for pid, state, argv in children(server_pid)
+            if state == "Z" or argv[0].endswith(STUB.encode())]
+
+
+def supervise(cmd: List[str], env: Dict[str, str], poll_s: float = 0.5, grace_polls: int = 4,
+              states: Callable[[int], List[Tuple[int, str, str]]] = stub_states) -> int:
     """Run tritonserver; return its exit status, or 1 after stopping it when a stub died:
     for ``grace_polls`` polls in a row, a model has fewer live stubs than it had (Triton
     reaped a dead one and goes on answering 500), or a stub is a zombie (Triton waits on it
     forever while loading). At load, the stub that completes a model's config exits
     normally before the model's own starts: hence the grace. SIGTERM and SIGINT are passed
-    on to tritonserver."""
+    on to tritonserver, after which stubs end as asked. Models are taken to stay loaded
+    (Triton's default model control mode, ``none``)."""
     server = subprocess.Popen(cmd, env=env)
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda signum, frame: server.send_signal(signum))
+    stopping = []
+
+    def stop(signum, frame) -> None:
+        stopping.append(signum)
+        server.send_signal(signum)
+
+    handlers = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        return _watch(server, stopping, poll_s, grace_polls, states)
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+
+
+def _watch(server: subprocess.Popen, stopping: list, poll_s: float, grace_polls: int,
+           states: Callable[[int], List[Tuple[int, str, str]]]) -> int:
     most: Dict[str, int] = {}
     short = 0
     while server.poll() is None:
         time.sleep(poll_s)
-        states = stub_states(server.pid)
-        live = Counter(model for model, state in states if state != "Z")
-        lost = sorted({model for model, state in states if state == "Z"}
+        found = states(server.pid)
+        live = Counter(model for _, model, state in found if state != "Z")
+        lost = sorted({model for _, model, state in found if state == "Z"}
                       | {model for model, count in most.items() if live[model] < count})
         for model, count in live.items():
             most[model] = max(count, most.get(model, 0))
-        short = short + 1 if lost and server.poll() is None else 0
+        short = short + 1 if lost and not stopping and server.poll() is None else 0
         if short >= grace_polls:
             print(f"mmocr-serve: the Python backend stub of {', '.join(lost)} died and Triton "
                   "does not restart it; stopping tritonserver (exit 1) so that the server is "
@@ -145,6 +168,7 @@ def supervise(cmd: List[str], env: Dict[str, str], poll_s: float = 0.5,
 class TritonProcess(ServerProcess):
     """``tritonserver`` on ``repository`` with loopback ports of its own."""
 
+    NAME = "tritonserver"
     LOG_NAME = "tritonserver.out"
 
     repository: Path
@@ -162,12 +186,6 @@ class TritonProcess(ServerProcess):
         self.models = list(self.models) or sorted(
             p.name for p in Path(self.repository).iterdir() if (p / "config.pbtxt").exists())
         self.proc = None
-
-    def start(self, timeout_s: float = 300) -> "TritonProcess":
-        """Start tritonserver and wait until every model is ready."""
-        self.launch()
-        self.wait_for(self.models_ready, timeout_s, "tritonserver")
-        return self
 
     def launch(self) -> "TritonProcess":
         ports = [f"--http-port={self.ports['http']}", f"--grpc-port={self.ports['grpc']}",

@@ -70,7 +70,9 @@ for line in reading_lines(items, lambda item: item["box"]):
 if [ "$SERVER" = triton ]; then
     echo "[demo] starting Triton Inference Server (HTTP :8000, gRPC :8001, metrics :8002)"
     mkdir -p logs
-    bash scripts/triton.sh checkpoints/triton >logs/tritonserver.out 2>&1 &
+    # this model alone, not other entries an earlier demo left in checkpoints/triton
+    bash scripts/triton.sh checkpoints/triton --model-control-mode=explicit \
+        --load-model="$NAME" >logs/tritonserver.out 2>&1 &
     TRITON_PID=$!
     if [ "${KEEP_SERVING:-0}" != "1" ]; then
         trap 'echo "[demo] stopping Triton"; kill $TRITON_PID 2>/dev/null; wait $TRITON_PID 2>/dev/null || true' EXIT

@@ -13,7 +13,7 @@ CACHE="${MMOCR_SERVE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/mmocr-serve}"
 CONSTRAINTS="$ROOT/requirements/constraints.txt"
 PY="${PYTHON:-python3.11}"
 STAMP="$VENV/.mmocr-serve-installed"
-# Which requirement lists to install: the serving image takes only "runtime".
+# Which requirement lists to install: the serving images take "runtime" (and "triton").
 read -r -a PACKAGES <<<"${MMOCR_SERVE_PACKAGES:-runtime triton aiges test}"
 
 step() { printf '\n[install %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
@@ -63,7 +63,7 @@ ensure_libpython() {
     [[ " ${PACKAGES[*]} " == *" triton "* ]] || return 0
     local lib
     lib="libpython$("$PY" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
-    ldconfig -p | grep -q "$lib.so.1.0" && return
+    grep -q "$lib.so.1.0" < <(/sbin/ldconfig -p) && return
     step "$lib (Debian package): Triton's Python backend stub links it"
     local sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"

@@ -39,3 +39,22 @@ def error_of(call) -> tuple:
     with pytest.raises(InferenceServerException) as info:
         call()
     return info.value.status(), json.loads(info.value.message())
+
+
+class Published:
+    """A server's ports on this machine (a container's, a stack's balancer), addressed as
+    ``infer`` addresses a ``TritonProcess``."""
+
+    def __init__(self, http: int, grpc: int = 0):
+        self.http_url = f"http://127.0.0.1:{http}"
+        self.grpc_addr = f"127.0.0.1:{grpc}"
+
+
+def ready(server) -> bool:
+    """Whether ``server``'s ``/v2/health/ready`` answers 200."""
+    import requests
+
+    try:
+        return requests.get(f"{server.http_url}/v2/health/ready", timeout=5).status_code == 200
+    except requests.RequestException:
+        return False

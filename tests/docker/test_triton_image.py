@@ -17,21 +17,13 @@ from conftest import DET_CONFIG, RECOG_CONFIG
 from dockerd import (base_image, build, docker, image_size_mb, readme_command,
                      running_engine)
 from polling import wait_until
-from triton_client import infer
+from triton_client import Published, infer, ready
 
 from mmocr_serve_tools.server import free_port
 
 TAG = "mmocr-serve:triton"
 CONTAINER = f"mmocr-triton-test-{int(time.time())}"
 ENTRIES = ("dbnet", "crnn", "ocr")
-
-
-class Published:
-    """The container's ports on the host, as ``tests/triton_client.infer`` addresses a server."""
-
-    def __init__(self, http: int, grpc: int):
-        self.http_url = f"http://127.0.0.1:{http}"
-        self.grpc_addr = f"127.0.0.1:{grpc}"
 
 
 @pytest.fixture(scope="module")
@@ -75,15 +67,6 @@ def container(triton_image, triton_repo, workdir):
         logs = docker("logs", "--tail", "60", CONTAINER, check=False)
         print(logs.stdout[-3000:], logs.stderr[-3000:])
         docker("rm", "-f", CONTAINER, check=False)
-
-
-def ready(server: Published) -> bool:
-    import requests
-
-    try:
-        return requests.get(f"{server.http_url}/v2/health/ready", timeout=5).status_code == 200
-    except requests.RequestException:
-        return False
 
 
 def in_container(*command: str):

@@ -24,31 +24,12 @@ def crnn_repo(triton_repo, tmp_path):
     return repo
 
 
-def stub_pids(server_pid: int) -> list:
-    from mmocr_serve_tools.triton import STUB
+def stub_pids(server) -> list:
+    """The stubs of the tritonserver that ``server``'s supervisor runs."""
+    from mmocr_serve_tools.triton import children, stub_states
 
-    found = []
-    for proc in os.listdir("/proc"):
-        try:
-            with open(f"/proc/{proc}/cmdline", "rb") as f:
-                argv0 = f.read().split(b"\0")[0]
-        except OSError:
-            continue
-        if argv0.endswith(STUB.encode()) and _ancestor(int(proc), server_pid):
-            found.append(int(proc))
-    return found
-
-
-def _ancestor(pid: int, ancestor: int) -> bool:
-    while pid > 1:
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                pid = int(f.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, ValueError):
-            return False
-        if pid == ancestor:
-            return True
-    return False
+    return [pid for child, _, _ in children(server.proc.pid)
+            for pid, _, state in stub_states(child) if state != "Z"]
 
 
 def answers(repo, workdir, word: bytes) -> str:
@@ -68,7 +49,7 @@ def test_a_stub_killed_after_load_stops_the_server_and_a_restart_answers(
     server = TritonProcess(repository=crnn_repo, workdir=tmp_path / "first").start()
     try:
         assert infer(server, "crnn", word)["text"] == rendered["word.png"]
-        os.kill(stub_pids(server.proc.pid)[0], signal.SIGKILL)
+        os.kill(stub_pids(server)[0], signal.SIGKILL)
         killed = time.monotonic()
         with pytest.raises(InferenceServerException) as info:  # before the supervisor acts
             infer(server, "crnn", word)
@@ -87,8 +68,8 @@ def test_a_stub_killed_while_loading_fails_the_start_and_a_restart_answers(
 
     server = TritonProcess(repository=crnn_repo, workdir=tmp_path / "first").launch()
     try:
-        wait_until(lambda: stub_pids(server.proc.pid), 60, "a stub started")
-        os.kill(stub_pids(server.proc.pid)[0], signal.SIGKILL)
+        wait_until(lambda: stub_pids(server), 60, "a stub started")
+        os.kill(stub_pids(server)[0], signal.SIGKILL)
         assert server.proc.wait(120) == 1
         assert "stub of" in server.tail() and "died" in server.tail()
     finally:

@@ -8,13 +8,12 @@ from __future__ import annotations
 import shutil
 
 import pytest
-import requests
 
 from answers import assert_reads, assert_same
 from dockerd import base_image, build, docker, document_commands, running_engine
 from polling import wait_until
 from test_swarm import prometheus_query
-from triton_client import infer
+from triton_client import Published, infer, ready
 
 from mmocr_serve_tools.server import free_port
 
@@ -27,13 +26,6 @@ IMAGES = {"mmocr-serve-triton-models:latest": ("MMOCR_IMAGE", "mmocr-serve-trito
           "mmocr-serve-lb:latest": ("LB_IMAGE", "mmocr-serve-lb:test"),
           "mmocr-serve-prometheus:latest": ("PROMETHEUS_IMAGE", "mmocr-serve-prometheus:test")}
 TRITON_TAG = "mmocr-serve:triton"
-
-
-class Balancer:
-    """The stack's published port, as ``tests/triton_client.infer`` addresses a server."""
-
-    def __init__(self, port: int):
-        self.http_url = f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +71,7 @@ def stack(images):
     port = free_port()
     docker(*[STACK if arg == "mmocr" else arg for arg in deploy[1:]], timeout=180,
            env=dict(images, MMOCR_PORT=str(port)))
-    balancer = Balancer(port)
+    balancer = Published(port)
     try:
         wait_until(lambda: len(healthy()) == 2, 420, "2 healthy Triton replicas",
                    state=lambda: docker("service", "ps", "--no-trunc", SERVICE,
@@ -94,13 +86,6 @@ def stack(images):
 def healthy() -> list:
     return docker("ps", "-q", "--filter", f"label=com.docker.swarm.service.name={SERVICE}",
                   "--filter", "health=healthy").stdout.split()
-
-
-def ready(balancer: Balancer) -> bool:
-    try:
-        return requests.get(f"{balancer.http_url}/v2/health/ready", timeout=5).status_code == 200
-    except requests.RequestException:
-        return False
 
 
 def test_answers_through_the_balancer_and_prometheus_scrapes_both_replicas(
