@@ -179,7 +179,7 @@ def markdown(report: dict) -> str:
     """benchmarks/servers.md, from the run's json alone."""
     m = report["machine"]
     out = ["# Triton, TorchServe and in-process, one run", "",
-           f"`{report['command']}`; docs/triton.md says what the figures mean.", "",
+           f"`{report['command']}`; docs/benchmarks.md says how to read it.", "",
            f"Machine: {m['cpu']} ({', '.join(m['cpu_flags'])}), {m['cores']} cores, "
            f"{m['memory_gib']} GiB, torch {m['torch']}, Python {m['python']}.", "",
            "| setting | clients | Triton images/s | TorchServe images/s | ratio | Triton p50 / p99 ms "
