@@ -1,6 +1,7 @@
 """Triton, TorchServe and in-process, side by side in one run (benchmarks/servers.md).
 
     python tools/benchmark_servers.py [--duration 10] [--concurrency 1 4 8] [--rounds 2]
+    OMP_WAIT_POLICY= python tools/benchmark_servers.py --name servers-spin   # libgomp's own wait
 
 Four settings, each built by the converter from the same flags for both servers: the demo
 CRNN at batch 1 on a word crop, the demo DBNet on demo/demo_page.jpg, the end-to-end demo pair
@@ -9,14 +10,17 @@ run at once on loopback ports; each setting's windows alternate between them (fo
 then backwards), so that a machine whose speed drifts favours neither. In-process is the
 engine in this process with a worker's settings, one request per call: the latency a
 batch-1 server adds to. Triton gets the image as raw bytes (tritonclient's binary form),
-TorchServe as the request body. Writes OUT/servers.{json,md} with p50/p99, images/s,
-ratios and the PASS/FAIL lines of the floors; exits 1 when a floor fails.
+TorchServe as the request body. Writes OUT/NAME.{json,md} (NAME: ``--name``, default
+servers) with p50/p99, images/s, ratios and the PASS/FAIL lines of the floors; exits 1 when
+a floor fails. Every process (in-process, workers, stubs) runs with the same OpenMP wait
+policy: this project's default, or the one ``OMP_WAIT_POLICY`` names (empty: libgomp's own).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -52,6 +56,7 @@ class Config:
     rounds: int = 2
     concurrency: Sequence[int] = (1, 4, 8)
     out_dir: Path = ROOT / "benchmarks"
+    name: str = "servers"  # OUT/NAME.{json,md}
     workdir: Path = ROOT / "work" / "benchmark-servers"
 
 
@@ -131,7 +136,7 @@ def run(cfg: Config) -> dict:
     store, repo = build(cfg)
     images = {label: (ROOT / name).read_bytes() for label, (_, name) in SETTINGS.items()}
     report = {"machine": machine_description(), "config": asdict(cfg), "in_process": {},
-              "rows": []}
+              "rows": [], "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "")}
     for label in SETTINGS:
         report["in_process"][label] = in_process(repo, label, images[label], cfg.duration_s / 2)
         log(f"  {label} in-process: p50 {report['in_process'][label]['p50_ms']} ms")
@@ -180,6 +185,10 @@ def markdown(report: dict) -> str:
     m = report["machine"]
     out = ["# Triton, TorchServe and in-process, one run", "",
            f"`{report['command']}`; docs/benchmarks.md says how to read it.", "",
+           "OpenMP wait policy of every process: " + (
+               f"`OMP_WAIT_POLICY={report.get('omp_wait_policy', 'PASSIVE')}`"
+               if report.get("omp_wait_policy", "PASSIVE") else "libgomp's own (spin, then sleep)")
+           + ".", "",
            f"Machine: {m['cpu']} ({', '.join(m['cpu_flags'])}), {m['cores']} cores, "
            f"{m['memory_gib']} GiB, torch {m['torch']}, Python {m['python']}.", "",
            "| setting | clients | Triton images/s | TorchServe images/s | ratio | Triton p50 / p99 ms "
@@ -205,10 +214,11 @@ def parse_args(argv: Optional[List[str]] = None) -> Config:
     parser.add_argument("--rounds", type=int, default=defaults.rounds)
     parser.add_argument("--concurrency", nargs="+", type=int, default=defaults.concurrency)
     parser.add_argument("--out-dir", type=Path, default=defaults.out_dir)
+    parser.add_argument("--name", default=defaults.name, help="write OUT/NAME.json and .md")
     parser.add_argument("--workdir", type=Path, default=defaults.workdir)
     args = parser.parse_args(argv)
     return Config(duration_s=args.duration, rounds=args.rounds, concurrency=args.concurrency,
-                  out_dir=args.out_dir, workdir=args.workdir)
+                  out_dir=args.out_dir, workdir=args.workdir, name=args.name)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -217,9 +227,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     report = run(cfg)
     report["command"] = " ".join(["python tools/benchmark_servers.py", *(argv or sys.argv[1:])])
     cfg.out_dir.mkdir(parents=True, exist_ok=True)
-    (cfg.out_dir / "servers.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
+    (cfg.out_dir / f"{cfg.name}.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
     text = markdown(report)
-    (cfg.out_dir / "servers.md").write_text(text)
+    (cfg.out_dir / f"{cfg.name}.md").write_text(text)
     print(text)
     return 0 if all(line.startswith("PASS") for line in report["floors"]) else 1
 

@@ -4,6 +4,8 @@ committed results are what the tool renders from their json, the one place of th
 import json
 import sys
 
+import pytest
+
 from clis import ROOT
 sys.path.insert(0, str(ROOT / "tools"))
 
@@ -70,11 +72,14 @@ def test_the_shared_cpu_run_renders_from_its_json_and_holds_its_floors():
     assert all(line.startswith("PASS") for line in verdicts), verdicts
 
 
-def test_the_servers_run_renders_from_its_json_with_its_verdicts():
-    """benchmarks/servers.md (tools/benchmark_servers.py): Triton, TorchServe and in-process
-    for every setting and client count of one run, and a verdict for each floor."""
-    report = json.loads((ROOT / "benchmarks" / "servers.json").read_text())
-    assert benchmark_servers.markdown(report) == (ROOT / "benchmarks" / "servers.md").read_text()
+@pytest.mark.parametrize("name", ["servers", "servers-spin"])
+def test_the_servers_runs_render_from_their_json_with_their_verdicts(name):
+    """benchmarks/servers*.md (tools/benchmark_servers.py): Triton, TorchServe and in-process
+    for every setting and client count of one run, and a verdict for each floor; one run
+    with this project's OpenMP wait policy, one with libgomp's own."""
+    report = json.loads((ROOT / "benchmarks" / f"{name}.json").read_text())
+    assert benchmark_servers.markdown(report) == (ROOT / "benchmarks" / f"{name}.md").read_text()
+    assert (report.get("omp_wait_policy", "PASSIVE") == "") == name.endswith("-spin")
     settings = {(r["setting"], r["server"], r["concurrency"]) for r in report["rows"]}
     assert settings == {(s, server, c) for s in benchmark_servers.SETTINGS
                         for server in benchmark_servers.SERVERS
