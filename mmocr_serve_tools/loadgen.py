@@ -34,13 +34,14 @@ def machine_description() -> dict:
     kernels oneDNN runs (the two CPU kinds of docs/benchmarks.md), cores, memory, GPU."""
     import torch
 
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text()
-                .splitlines() if line.startswith("model name")), platform.processor())
+    cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
+    cpu = next((line.split(":", 1)[1].strip() for line in cpuinfo
+                if line.startswith("model name")), platform.processor())
+    flags = next((line.split(":", 1)[1].split() for line in cpuinfo
+                  if line.startswith("flags")), [])
     mem_kb = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
                   if line.startswith("MemTotal"))
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    flags = next((line.split(":", 1)[1].split() for line in Path("/proc/cpuinfo").read_text()
-                  .splitlines() if line.startswith("flags")), [])
     return {"cpu": cpu, "cpu_flags": [f for f in CPU_FLAGS if f in flags],
             "cores": len(os.sched_getaffinity(0)), "memory_gib": round(mem_kb / 2**20),
             "gpu": gpu, "torch": torch.__version__, "python": platform.python_version()}

@@ -62,8 +62,6 @@ class ServerProcess:
             raise
         return self
 
-    def wait_ready(self, timeout_s: float) -> None:
-        self.wait_for(self.models_ready, timeout_s, self.NAME)
 
     def spawn(self, cmd: List[str], env: Dict[str, str]) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -71,17 +69,18 @@ class ServerProcess:
         self.proc = subprocess.Popen(cmd, cwd=self.workdir, env=env, stdout=self.log,
                                      stderr=subprocess.STDOUT, start_new_session=True)
 
-    def wait_for(self, ready, timeout_s: float, what: str) -> None:
-        """Poll ``ready()`` until it holds; fail with the log's tail if the server exits or
-        ``timeout_s`` passes."""
+    def wait_ready(self, timeout_s: float) -> None:
+        """Poll ``models_ready()`` until it holds; fail with the log's tail if the server
+        exits or ``timeout_s`` passes."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc is not None and self.proc.poll() is not None:
-                raise RuntimeError(f"{what} exited with {self.proc.returncode}:\n{self.tail()}")
-            if ready():
+                raise RuntimeError(f"{self.NAME} exited with {self.proc.returncode}:\n"
+                                   f"{self.tail()}")
+            if self.models_ready():
                 return
             time.sleep(1)
-        raise RuntimeError(f"{what} not ready after {timeout_s} s:\n{self.tail()}")
+        raise RuntimeError(f"{self.NAME} not ready after {timeout_s} s:\n{self.tail()}")
 
     def tail(self, lines: int = 60) -> str:
         text = ""
