@@ -59,8 +59,8 @@ BATCHED_TESTS = {"FCENet": _fcenet_batched_test, "OCRMaskRCNN": _mask_rcnn_batch
 def probability_map_only(model) -> bool:
     """Make a DBNet head (MMOCR's ``DBHead``, DBNet and DBNet++) compute at test time only
     what its post-processing reads: ``DBPostprocessor`` reads the probability map alone
-    (channel 0), and the threshold and binary maps cost about a third of the demo DBNet's
-    pass (benchmarks/dbnet-head.md). The probability branch gives the same map, bit for bit.
+    (channel 0), and the threshold and binary maps only lengthen the pass
+    (benchmarks/dbnet-head.md). The probability branch gives the same map, bit for bit.
 
     Returns:
         Whether the head was changed (it must be a ``DBHead`` with a ``DBPostprocessor``).
