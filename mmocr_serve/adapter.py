@@ -126,6 +126,7 @@ class ModelAdapter:
                                                to_float32=self.to_float32)
         self.max_batch = max(1, int(max_batch))  # images in one forward pass
         self.channels_last = False  # set by runtime.use_channels_last
+        self.bfloat16 = False  # set by runtime.use_bfloat16
         self.network = None  # a recognizer's onnx_backend.OnnxNetwork, where it has one
         self.architecture = type(model).__name__
         self.probability_map_only = self.task == DET and probability_map_only(model)

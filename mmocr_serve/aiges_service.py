@@ -70,8 +70,7 @@ def engine_from_wrapper_config(config: Mapping[str, str]):
 
     Keys: ``det_config`` + ``det_checkpoint`` and/or ``recog_config`` + ``recog_checkpoint``
     (both pairs: end-to-end OCR), ``device`` (default ``cpu``), and any runtime option
-    (``max_image_pixels``, ``cpu_threads``, ``max_forward_batch``, ``cpu_memory``,
-    ``cpu_layout``: ``mmocr_serve.runtime``).
+    (``HANDLER_KEYS`` in ``mmocr_serve.runtime``).
     """
     from .engine import engine_from_models
     from .runtime import RuntimeOptions, apply_process_settings

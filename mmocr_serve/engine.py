@@ -22,7 +22,7 @@ from .onnx_backend import OnnxNetwork
 from .options import NO_OPTIONS, RequestOptions, parse_options
 from .passes import Stats, isolated, run_in_passes
 from .results import DetectionResult, OCRItem, OCRResult, Recognition, readtext_score
-from .runtime import RuntimeOptions, use_channels_last
+from .runtime import RuntimeOptions, use_bfloat16, use_channels_last
 from .tasks import DET, OCR, RECOG
 
 logger = logging.getLogger(__name__)
@@ -226,6 +226,8 @@ def engine_from_models(models: Dict[str, tuple], device: str = "cpu",
             use_channels_last(adapters[role])
         if role in networks:
             adapters[role].network = onnx_network(networks[role], device)
+        if device == "cpu" and options.cpu_precision == "bf16":
+            use_bfloat16(adapters[role])
     return OCREngine(detector=adapters.get(DET), recognizer=adapters.get(RECOG),
                      max_pixels=options.max_image_pixels)
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
 
-from .compare import COORD_TOL, SCORE_TOL, Comparison, compare
+from .compare import EXACT, Comparison, Tolerance, compare
 
 EXIT_MATCH, EXIT_MISMATCH, EXIT_SERVER = 0, 1, 2
 SERVERS = ("torchserve", "triton")
@@ -27,8 +27,7 @@ class CheckSpec:
     inference_addr: str = "127.0.0.1:8080"
     device: Optional[str] = None  # None: cuda:0 where a GPU exists, else cpu
     score_thr: float = 0.0
-    coord_tol: float = COORD_TOL
-    score_tol: float = SCORE_TOL
+    tolerance: Tolerance = EXACT
     token: Optional[str] = None
     key_file: Optional[str] = None
     out_dir: Optional[str] = None
@@ -123,7 +122,7 @@ def run_check(spec: CheckSpec, report=print) -> int:
             return EXIT_SERVER
         expected = above_threshold(reference(image), spec.score_thr)
         served = above_threshold(served, spec.score_thr)
-        rows.append((image.name, compare(expected, served, spec.coord_tol, spec.score_tol)))
+        rows.append((image.name, compare(expected, served, spec.tolerance)))
         if spec.out_dir:
             picture = decode_image(image.read_bytes(), flag=flag, max_pixels=2**40)
             draw_comparison(picture, expected, served, Path(spec.out_dir) / f"{image.name}.png")

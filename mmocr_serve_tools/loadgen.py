@@ -34,11 +34,12 @@ def machine_description() -> dict:
     kernels oneDNN runs (the two CPU kinds of docs/benchmarks.md), cores, memory, GPU."""
     import torch
 
-    cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
-    cpu = next((line.split(":", 1)[1].strip() for line in cpuinfo
+    from mmocr_serve.runtime import cpu_flags
+
+    cpu = next((line.split(":", 1)[1].strip() for line in
+                Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor())
-    flags = next((line.split(":", 1)[1].split() for line in cpuinfo
-                  if line.startswith("flags")), [])
+    flags = cpu_flags()
     mem_kb = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
                   if line.startswith("MemTotal"))
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None

@@ -65,7 +65,8 @@ def pages_of(page_set: PageSet, offset: int, count: int) -> list:
             for _ in range(max(1, round(count * page_set.share)))]
 
 
-def recognizer_accuracy(folder: Path, page_set: PageSet, pages: int, checkpoint: Path) -> float:
+def recognizer_accuracy(folder: Path, page_set: PageSet, pages: int, checkpoint: Path,
+                        precision: str) -> float:
     import numpy as np
 
     from mmocr_serve_tools import synth
@@ -75,20 +76,22 @@ def recognizer_accuracy(folder: Path, page_set: PageSet, pages: int, checkpoint:
              for crop in synth.word_crops(rng, page, limit=CROPS_PER_PAGE)]
     ann = synth.write_recognition_set(str(folder), crops, "held_out")
     paths = dict(img_prefix=str(folder / "held_out"), ann_file=ann)
-    dataset, outputs = _mmocr_test(RECOG_CONFIG, checkpoint, paths, batch=64)
+    dataset, outputs = _mmocr_test(RECOG_CONFIG, checkpoint, paths, 64, precision)
     acc = dataset.evaluate(outputs, metric="acc")["word_acc"]
     print(f"recognizer, {page_set.name}: {len(crops)} held-out word crops, exact-word "
           f"accuracy {acc:.4f}")
     return acc
 
 
-def detector_hmean(folder: Path, page_set: PageSet, pages: int, checkpoint: Path) -> float:
+def detector_hmean(folder: Path, page_set: PageSet, pages: int, checkpoint: Path,
+                   precision: str) -> float:
     from mmocr_serve_tools import synth
 
     rendered = pages_of(page_set, 1, pages)
     ann = synth.write_detection_set(str(folder), rendered, "held_out")
     dataset, outputs = _mmocr_test(DET_CONFIG, checkpoint,
-                                   dict(img_prefix=str(folder / "held_out"), ann_file=ann), batch=1)
+                                   dict(img_prefix=str(folder / "held_out"), ann_file=ann), 1,
+                                   precision)
     # one threshold, DBNet's own minimum box score: every box a server answers with
     with iou_of_meeting_boxes_only():
         scores = dataset.evaluate(outputs, metric="hmean-iou", min_score_thr=0.3,
@@ -128,8 +131,9 @@ def iou_of_meeting_boxes_only():
         eval_utils.poly_iou = exact
 
 
-def _mmocr_test(config: str, checkpoint: Path, paths: dict, batch: int):
-    """MMOCR's own test loop over the config's test dataset, pointed at ``paths``."""
+def _mmocr_test(config: str, checkpoint: Path, paths: dict, batch: int, precision: str):
+    """MMOCR's own test loop over the config's test dataset, pointed at ``paths``; with
+    ``precision`` "bf16", the model's network in bfloat16 as a bf16 archive runs it."""
     import mmcv
     from mmcv.parallel import MMDataParallel
     from mmdet.datasets import build_dataloader
@@ -139,6 +143,7 @@ def _mmocr_test(config: str, checkpoint: Path, paths: dict, batch: int):
     from mmocr.datasets import build_dataset
 
     from mmocr_serve.loading import load_model
+    from mmocr_serve.runtime import run_in_bfloat16
 
     cfg = mmcv.Config.fromfile(str(ROOT / config))
     test = cfg.data.test.datasets[0]
@@ -146,16 +151,21 @@ def _mmocr_test(config: str, checkpoint: Path, paths: dict, batch: int):
     dataset = build_dataset(test)
     loader = build_dataloader(dataset, samples_per_gpu=batch, workers_per_gpu=0, dist=False,
                               shuffle=False)
-    model = MMDataParallel(load_model(str(ROOT / config), str(checkpoint)))
+    model = load_model(str(ROOT / config), str(checkpoint))
+    if precision == "bf16":
+        run_in_bfloat16(model)
+    model = MMDataParallel(model)
     outputs = single_gpu_test(model, loader)
     print()  # after mmcv's progress bar
     return dataset, outputs
 
 
 def end_to_end(folder: Path, pages: int, serve: bool, det_checkpoint: Path,
-               recog_checkpoint: Path) -> Dict[str, float]:
+               recog_checkpoint: Path, precision: str) -> Dict[str, float]:
     """Each set's fraction of words read exactly, in-process and (if ``serve``) served by
-    one TorchServe."""
+    one TorchServe, whose answers must equal readtext's (within bf16's tolerance for a bf16
+    archive). The figure returned is readtext's, or for bf16 the served one."""
+    from mmocr_serve_tools.compare import PRECISION_TOLERANCES, compare
     from mmocr_serve_tools.deployment_check import readtext_reference
 
     rendered = {s.name: pages_of(s, 2, pages) for s in SETS}
@@ -170,7 +180,7 @@ def end_to_end(folder: Path, pages: int, serve: bool, det_checkpoint: Path,
     readtext = readtext_reference(DET_CONFIG, det_checkpoint, RECOG_CONFIG, recog_checkpoint)
     expected = {name: [readtext(path) for path in paths] for name, paths in files.items()}
     served = serve_pages(folder, [p for paths in files.values() for p in paths], det_checkpoint,
-                         recog_checkpoint) if serve else []
+                         recog_checkpoint, precision) if serve else []
     figures = {}
     for name, set_pages in rendered.items():
         words = sum(len(p.words) for p in set_pages)
@@ -182,13 +192,27 @@ def end_to_end(folder: Path, pages: int, serve: bool, det_checkpoint: Path,
             continue
         answers, served = served[:len(set_pages)], served[len(set_pages):]
         served_hits = words_read(set_pages, answers)
-        equal = served_equals_readtext(expected[name], answers)
-        print(f"end-to-end served (TorchServe, one end-to-end archive), {name}: {served_hits} "
-              f"read exactly: {served_hits / words:.4f}; answers equal readtext's on {equal} "
-              f"of {len(set_pages)} pages")
+        if precision == "bf16":
+            figures[name] = served_hits / words
+        diffs = [compare(e, a, PRECISION_TOLERANCES[precision])
+                 for e, a in zip(expected[name], answers)]
+        equal = sum(d.ok for d in diffs)
+        print(f"end-to-end served (TorchServe, one end-to-end archive, {precision}), {name}: "
+              f"{served_hits} read exactly: {served_hits / words:.4f}; answers equal "
+              f"readtext's on {equal} of {len(set_pages)} pages" + differences(diffs))
         if equal != len(set_pages):
-            raise SystemExit("served answers differ from MMOCR.readtext's")
+            raise SystemExit("served answers differ from MMOCR.readtext's: "
+                             + "; ".join(p for d in diffs for p in d.problems[:3]))
     return figures
+
+
+def differences(diffs: Sequence) -> str:
+    """The largest differences from readtext's answers (what bf16's tolerance is set from)."""
+    boxes = sum(d.count_expected for d in diffs)
+    texts = sum(d.texts_equal for d in diffs)
+    return (f" (largest score difference {max(d.max_score_diff for d in diffs):.4g}, smallest "
+            f"box IoU {min(d.min_iou for d in diffs):.3f}, texts equal on {texts} of {boxes} "
+            "boxes)")
 
 
 def words_read(pages: Sequence, answers: Sequence[dict]) -> int:
@@ -199,27 +223,23 @@ def words_read(pages: Sequence, answers: Sequence[dict]) -> int:
 
 
 def serve_pages(folder: Path, files: Sequence[Path], det_checkpoint: Path,
-                recog_checkpoint: Path) -> List[dict]:
+                recog_checkpoint: Path, precision: str) -> List[dict]:
     """Each page's answer from a real TorchServe serving the converter's archive."""
     from mmocr_serve_tools.archive import ArchiveSpec, build_archive
     from mmocr_serve_tools.deployment_check import CheckSpec, query_server
     from mmocr_serve_tools.server import TorchServeProcess
+    from mmocr_serve.runtime import RuntimeOptions
 
     store = folder / "model-store"
     build_archive(ArchiveSpec(config=str(ROOT / DET_CONFIG), checkpoint=str(det_checkpoint),
                               recog_config=str(ROOT / RECOG_CONFIG),
                               recog_checkpoint=str(recog_checkpoint),
-                              output_folder=str(store), model_name="ocr"))
+                              output_folder=str(store), model_name="ocr",
+                              runtime=RuntimeOptions(cpu_precision=precision)))
     with TorchServeProcess(store, ["ocr=ocr.mar"], folder / "torchserve") as server:
         spec = CheckSpec(images=files, config=DET_CONFIG, checkpoint=str(det_checkpoint),
                          model_name="ocr", inference_addr=server.inference_url)
         return [query_server(spec, path, token=None) for path in files]
-
-
-def served_equals_readtext(expected: Sequence[dict], served: Sequence[dict]) -> int:
-    from mmocr_serve_tools.compare import compare
-
-    return sum(compare(e, s).ok for e, s in zip(expected, served))
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -232,6 +252,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--checkpoints", type=Path, default=ROOT / "demo" / "models",
                         help="the folder of dbnet_demo.pth and crnn_demo.pth (a training "
                              "run's output, say); the configs stay demo/models/'s")
+    parser.add_argument("--cpu-precision", choices=("fp32", "bf16"), default="fp32",
+                        help="bf16: the models run in bfloat16, in-process and in the served "
+                        "archive, compared with float32 readtext within bf16's tolerance")
     args = parser.parse_args(argv)
     det_ckpt = args.checkpoints / Path(DET_CHECKPOINT).name
     recog_ckpt = args.checkpoints / Path(RECOG_CHECKPOINT).name
@@ -244,10 +267,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     with tempfile.TemporaryDirectory(prefix="mmocr-serve-eval-") as tmp:
         tmp = Path(tmp)
         figures = {s.name: {
-            "recognizer": recognizer_accuracy(tmp / f"recog{i}", s, args.recog_pages, recog_ckpt),
-            "detector": detector_hmean(tmp / f"det{i}", s, args.det_pages, det_ckpt),
+            "recognizer": recognizer_accuracy(tmp / f"recog{i}", s, args.recog_pages, recog_ckpt,
+                                              args.cpu_precision),
+            "detector": detector_hmean(tmp / f"det{i}", s, args.det_pages, det_ckpt,
+                                       args.cpu_precision),
         } for i, s in enumerate(SETS)}
-        read = end_to_end(tmp / "e2e", args.e2e_pages, not args.no_serve, det_ckpt, recog_ckpt)
+        read = end_to_end(tmp / "e2e", args.e2e_pages, not args.no_serve, det_ckpt, recog_ckpt,
+                          args.cpu_precision)
         for name, value in read.items():
             figures[name]["end-to-end"] = value
     below = [f"{name}: {kind} {value:.4f} < {FLOORS[kind]}" for name, values in figures.items()

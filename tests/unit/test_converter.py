@@ -97,12 +97,13 @@ def test_cli_relative_output_folder_and_force(tmp_path, det_checkpoint):
     assert again.returncode == 1 and "already exists" in again.stderr
     forced = convert(DET_CONFIG, det_checkpoint, "--output-folder", "out", "--model-name", "det1",
                      "-f", "--batch-size", "8", "--workers", "2", "--device-type", "cpu",
-                     "--cpu-layout", "contiguous", cwd=tmp_path)
+                     "--cpu-layout", "contiguous", "--cpu-precision", "bf16", cwd=tmp_path)
     assert forced.returncode == 0, forced.stderr
     with zipfile.ZipFile(tmp_path / "out" / "det1.mar") as zf:
         config = yaml.safe_load(zf.read("model-config.yaml"))
     assert (config["batchSize"], config["maxWorkers"], config["deviceType"]) == (8, 2, "cpu")
     assert config["handler"]["cpu_layout"] == "contiguous"
+    assert config["handler"]["cpu_precision"] == "bf16"
     assert listing(tmp_path / "out") == ["det1.mar"]
 
 
@@ -207,7 +208,8 @@ def test_numpy_metadata_loads_without_trust(tmp_path, recog_checkpoint):
 
 
 @pytest.mark.parametrize("field,value,named", [("cpu_layout", "nhwc", "cpu_layout"),
-                                               ("cpu_memory", "hoard", "cpu_memory")])
+                                               ("cpu_memory", "hoard", "cpu_memory"),
+                                               ("cpu_precision", "fp16", "cpu_precision")])
 def test_unknown_cpu_settings_are_refused_before_anything_is_written(tmp_path, det_checkpoint,
                                                                      field, value, named):
     from mmocr_serve_tools.archive import ArchiveSpec, build_archive
@@ -240,13 +242,15 @@ def test_a_triton_entry_holds_the_same_model_directory_and_its_settings(workdir,
     repo = workdir / "unit-triton-repo"
     done = convert(RECOG_CONFIG, RECOG_CHECKPOINT, "--output-folder", repo, "--model-name",
                    "crnn", "--format", "triton", "--batch-size", "4", "--max-batch-delay", "7",
-                   "--workers", "2", "--device-type", "cpu", "--cpu-threads", "1")
+                   "--workers", "2", "--device-type", "cpu", "--cpu-threads", "1",
+                   "--cpu-precision", "bf16")
     assert done.returncode == 0, done.stderr
     config = (repo / "crnn" / "config.pbtxt").read_text()
     for line in ('name: "crnn"', 'backend: "python"', "max_batch_size: 4",
                  "max_queue_delay_microseconds: 7000", "count: 2 kind: KIND_CPU",
                  'key: "cpu_threads" value { string_value: "1" }',
-                 'key: "cpu_layout" value { string_value: "channels_last" }'):
+                 'key: "cpu_layout" value { string_value: "channels_last" }',
+                 'key: "cpu_precision" value { string_value: "bf16" }'):
         assert line in config, (line, config)
     entry = sorted(str(p.relative_to(repo / "crnn" / "1"))
                    for p in (repo / "crnn" / "1").rglob("*") if p.is_file())

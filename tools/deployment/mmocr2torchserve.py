@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository r
 from mmocr_serve_tools.archive import DEVICE_TYPES, FORMATS, ArchiveSpec, build_archive  # noqa: E402
 from mmocr_serve.errors import ServeError  # noqa: E402
 from mmocr_serve.onnx_backend import BACKENDS  # noqa: E402
-from mmocr_serve.runtime import CPU_LAYOUTS, CPU_MEMORY, RuntimeOptions  # noqa: E402
+from mmocr_serve.runtime import CPU_LAYOUTS, CPU_MEMORY, CPU_PRECISIONS, RuntimeOptions  # noqa: E402
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -73,6 +73,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     group.add_argument("--cpu-layout", choices=sorted(CPU_LAYOUTS), default=defaults.runtime.cpu_layout,
                        help="channels_last: a CPU worker stores convolution weights NHWC "
                        "(faster; models with mmcv ops stay contiguous); contiguous: NCHW")
+    group.add_argument("--cpu-precision", choices=sorted(CPU_PRECISIONS),
+                       default=defaults.runtime.cpu_precision,
+                       help="fp32: answers equal MMOCR's; bf16: a CPU worker runs the networks "
+                       "in bfloat16 where the CPU has avx512_bf16 or AMX (faster, answers "
+                       "close but not equal; docs/batching.md), float32 elsewhere")
     group.add_argument("--backend", choices=sorted(BACKENDS), default=defaults.backend,
                        help="onnxruntime: export the recognizer's network, check it against "
                        "torch, and run it in ONNX Runtime on CPU workers")
@@ -107,7 +112,7 @@ def spec_from_args(args: argparse.Namespace) -> ArchiveSpec:
             workers=args.workers, batch_size=args.batch_size,
             max_image_pixels=args.max_image_pixels, cpu_threads=args.cpu_threads,
             max_forward_batch=args.max_forward_batch, cpu_memory=args.cpu_memory,
-            cpu_layout=args.cpu_layout),
+            cpu_layout=args.cpu_layout, cpu_precision=args.cpu_precision),
         max_batch_delay_ms=args.max_batch_delay, response_timeout_s=args.response_timeout,
         device_type=args.device_type, backend=args.backend, format=args.format)
 

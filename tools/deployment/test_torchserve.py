@@ -10,13 +10,14 @@ answered an error (its message is shown).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 from typing import List, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository root
 
-from mmocr_serve_tools.compare import COORD_TOL, SCORE_TOL  # noqa: E402
+from mmocr_serve_tools.compare import PRECISION_TOLERANCES  # noqa: E402
 from mmocr_serve_tools.deployment_check import EXIT_SERVER, SERVERS, CheckSpec, run_check  # noqa: E402
 from mmocr_serve.errors import ServeError  # noqa: E402
 
@@ -40,8 +41,14 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help="in-process device (default: cuda:0 where a GPU exists, else cpu)")
     parser.add_argument("--score-thr", type=float, default=0.0,
                         help="ignore boxes scoring below this on both sides")
-    parser.add_argument("--coord-tol", type=float, default=COORD_TOL, help="pixels")
-    parser.add_argument("--score-tol", type=float, default=SCORE_TOL)
+    parser.add_argument("--cpu-precision", choices=sorted(PRECISION_TOLERANCES), default="fp32",
+                        help="the archive's --cpu-precision: bf16 answers are compared with "
+                        "float32 in-process inference within bf16's measured tolerance "
+                        "(boxes paired by overlap; docs/batching.md)")
+    parser.add_argument("--coord-tol", type=float, default=None,
+                        help="pixels (default: 0.001, for fp32)")
+    parser.add_argument("--score-tol", type=float, default=None,
+                        help="(default: 0.0001 for fp32, 0.1 for bf16)")
     auth = parser.add_mutually_exclusive_group()
     auth.add_argument("--token", help="bearer token for a server with token authorisation")
     auth.add_argument("--key-file", help="TorchServe's key_file.json (its inference key is used)")
@@ -57,11 +64,14 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
+    tolerance = PRECISION_TOLERANCES[args.cpu_precision]
+    given = {"coord": args.coord_tol, "score": args.score_tol}
+    tolerance = dataclasses.replace(tolerance, **{k: v for k, v in given.items() if v is not None})
     spec = CheckSpec(images=args.images, config=args.config, checkpoint=args.checkpoint,
                      model_name=args.model_name, server=args.server,
                      inference_addr=args.inference_addr or DEFAULT_ADDR[args.server],
-                     device=args.device, score_thr=args.score_thr, coord_tol=args.coord_tol,
-                     score_tol=args.score_tol, token=args.token, key_file=args.key_file,
+                     device=args.device, score_thr=args.score_thr, tolerance=tolerance,
+                     token=args.token, key_file=args.key_file,
                      out_dir=args.out_dir, timeout_s=args.timeout,
                      trust_checkpoint=args.trust_checkpoint, recog_config=args.recog_config,
                      recog_checkpoint=args.recog_checkpoint)
