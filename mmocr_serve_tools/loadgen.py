@@ -7,7 +7,9 @@ from __future__ import annotations
 import contextlib
 import http.client
 import itertools
+import json
 import os
+import statistics
 import platform
 import subprocess
 import sys
@@ -15,7 +17,7 @@ import threading
 import time
 from pathlib import Path
 from dataclasses import dataclass, field
-from typing import Dict, Iterator, List, Optional, Sequence
+from typing import Callable, Dict, Iterator, List, Optional, Sequence
 from urllib.parse import urlsplit
 
 
@@ -46,6 +48,39 @@ def machine_description() -> dict:
     return {"cpu": cpu, "cpu_flags": [f for f in CPU_FLAGS if f in flags],
             "cores": len(os.sched_getaffinity(0)), "memory_gib": round(mem_kb / 2**20),
             "gpu": gpu, "torch": torch.__version__, "python": platform.python_version()}
+
+
+def alternating_medians(runs: Dict[str, Callable[[], object]], rounds: int, calls: int,
+                        warmup: int = 1) -> Dict[str, float]:
+    """Median ms of a call of each of ``runs``, after ``warmup`` calls each: ``rounds``
+    windows of ``calls`` calls each, the runs taking turns (forwards, then backwards) so that
+    a drifting machine favours none."""
+    for run in runs.values():
+        for _ in range(warmup):
+            run()
+    times: Dict[str, List[float]] = {label: [] for label in runs}
+    order = list(runs.items())
+    for turn in range(rounds):
+        for label, run in order if turn % 2 == 0 else reversed(order):
+            for _ in range(calls):
+                began = time.perf_counter()
+                run()
+                times[label].append((time.perf_counter() - began) * 1000)
+    return {label: round(statistics.median(values), 2) for label, values in times.items()}
+
+
+def machine_line(machine: dict) -> str:
+    """A benchmark report's machine, from ``machine_description()``."""
+    return (f"Machine: {machine['cpu']} ({', '.join(machine['cpu_flags'])}), "
+            f"{machine['cores']} cores, torch {machine['torch']}.")
+
+
+def write_report(out_dir: Path, name: str, report: dict, markdown: str) -> None:
+    """``out_dir/NAME.json`` and ``NAME.md``, and the markdown printed."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / f"{name}.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
+    (out_dir / f"{name}.md").write_text(markdown)
+    print(markdown)
 
 
 @dataclass

@@ -21,12 +21,9 @@ and measures nothing.
 from __future__ import annotations
 
 import argparse
-import json
-import statistics
 import sys
-import time
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Callable, List, Optional
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -72,28 +69,21 @@ def case_runner(name: str, precision: str, workdir: Path) -> Callable[[], object
 
 def timings(name: str, rounds: int, calls: int, workdir: Path) -> dict:
     """Median ms of a call at each precision, over ``rounds`` alternating windows."""
+    from mmocr_serve_tools.loadgen import alternating_medians
+
     runners = {precision: case_runner(name, precision, workdir) for precision in ("fp32", "bf16")}
-    for run in runners.values():
-        run()  # warm-up
-    times: Dict[str, List[float]] = {precision: [] for precision in runners}
-    for turn in range(rounds):
-        order = list(runners.items())
-        for precision, run in order if turn % 2 == 0 else reversed(order):
-            for _ in range(calls):
-                began = time.perf_counter()
-                run()
-                times[precision].append((time.perf_counter() - began) * 1000)
-    ms = {precision: round(statistics.median(values), 2) for precision, values in times.items()}
+    ms = alternating_medians(runners, rounds, calls)
     return {"model": name, "timed": CASES[name][2], **ms,
             "speed-up": round(ms["fp32"] / ms["bf16"], 3)}
 
 
 def markdown(report: dict) -> str:
+    from mmocr_serve_tools.loadgen import machine_line
+
     m = report["machine"]
     out = ["# --cpu-precision bf16 against fp32", "",
            f"`{report['command']}`; median of every call, the two precisions taking turns.", "",
-           f"Machine: {m['cpu']} ({', '.join(m['cpu_flags'])}), {m['cores']} cores, "
-           f"torch {m['torch']}.", "",
+           machine_line(m), "",
            "| model | timed | torch threads | fp32 ms | bf16 ms | speed-up |",
            "|---|---|---:|---:|---:|---:|"]
     for r in report["rows"]:
@@ -117,7 +107,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     import torch
 
     from mmocr_serve.runtime import BF16_FLAGS, cpu_flags
-    from mmocr_serve_tools.loadgen import log, machine_description
+    from mmocr_serve_tools.loadgen import log, machine_description, write_report
 
     if not any(flag in cpu_flags() for flag in BF16_FLAGS):
         print(f"this CPU has neither {' nor '.join(BF16_FLAGS)}: a bf16 archive runs in float32 "
@@ -133,10 +123,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             log(f"{name}, {threads} thread(s): {rows[-1]}")
     command = " ".join(["python tools/benchmark_cpu_precision.py", *(argv or sys.argv[1:])])
     report = {"command": command, "machine": machine_description(), "rows": rows}
-    args.out_dir.mkdir(parents=True, exist_ok=True)
-    (args.out_dir / "cpu-precision.json").write_text(json.dumps(report, indent=2) + "\n")
-    (args.out_dir / "cpu-precision.md").write_text(markdown(report))
-    print(markdown(report))
+    write_report(args.out_dir, "cpu-precision", report, markdown(report))
     return 0
 
 

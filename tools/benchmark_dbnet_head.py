@@ -13,10 +13,7 @@ demo/demo_text_det.jpg at its own test scale.
 from __future__ import annotations
 
 import argparse
-import json
-import statistics
 import sys
-import time
 from pathlib import Path
 from typing import List, Optional
 
@@ -38,6 +35,7 @@ def timings(name: str, rounds: int, passes: int, workdir: Path) -> dict:
     from mmocr_serve.decode import decode_image
     from mmocr_serve.loading import load_model, resolve_config_path, save_random_checkpoint
     from mmocr_serve.runtime import use_channels_last
+    from mmocr_serve_tools.loadgen import alternating_medians
 
     config, checkpoint, image = MODELS[name]
     config = str(ROOT / config) if (ROOT / config).is_file() else config
@@ -49,35 +47,28 @@ def timings(name: str, rounds: int, passes: int, workdir: Path) -> dict:
     short = head.forward
     img = adapter.network_input([adapter.prepare(decode_image((ROOT / image).read_bytes()))])
 
-    def run(forward) -> List[float]:
-        head.forward = forward
-        times = []
-        with torch.no_grad():
-            for _ in range(passes):
-                began = time.perf_counter()
+    def pass_with(forward):
+        def one_pass():
+            head.forward = forward
+            with torch.no_grad():
                 head(adapter.model.extract_feat(img))
-                times.append((time.perf_counter() - began) * 1000)
-        return times
+        return one_pass
 
     full = type(head).forward.__get__(head)
-    run(full), run(short)  # warm-up
-    results = {"full": [], "probability only": []}
-    for turn in range(rounds):
-        order = [("full", full), ("probability only", short)]
-        for label, forward in order if turn % 2 == 0 else reversed(order):
-            results[label] += run(forward)
-    ms = {label: round(statistics.median(times), 2) for label, times in results.items()}
+    ms = alternating_medians({"full": pass_with(full), "probability only": pass_with(short)},
+                             rounds, passes, warmup=passes)
     return {"model": name, "input": list(img.shape), **ms,
             "speed-up": round(ms["full"] / ms["probability only"], 3)}
 
 
 def markdown(report: dict) -> str:
+    from mmocr_serve_tools.loadgen import machine_line
+
     m = report["machine"]
     out = ["# DBNet's head: MMOCR's full head against the probability map alone", "",
            f"`{report['command']}`; one pass = backbone, neck and head, channels-last, "
            "median of every pass.", "",
-           f"Machine: {m['cpu']} ({', '.join(m['cpu_flags'])}), {m['cores']} cores, "
-           f"torch {m['torch']}.", "",
+           machine_line(m), "",
            "| model | input | torch threads | full head ms | probability map only ms | speed-up |",
            "|---|---|---:|---:|---:|---:|"]
     for r in report["rows"]:
@@ -100,7 +91,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     import torch
 
-    from mmocr_serve_tools.loadgen import log, machine_description
+    from mmocr_serve_tools.loadgen import log, machine_description, write_report
 
     args.workdir.mkdir(parents=True, exist_ok=True)
     rows = []
@@ -111,10 +102,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             log(f"{name}, {threads} thread(s): {rows[-1]}")
     report = {"command": " ".join(["python tools/benchmark_dbnet_head.py", *(argv or sys.argv[1:])]),
               "machine": machine_description(), "rows": rows}
-    args.out_dir.mkdir(parents=True, exist_ok=True)
-    (args.out_dir / "dbnet-head.json").write_text(json.dumps(report, indent=2) + "\n")
-    (args.out_dir / "dbnet-head.md").write_text(markdown(report))
-    print(markdown(report))
+    write_report(args.out_dir, "dbnet-head", report, markdown(report))
     return 0
 
 

@@ -19,7 +19,6 @@ policy: this project's default, or the one ``OMP_WAIT_POLICY`` names (empty: lib
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -31,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from mmocr_serve.openmp import sleep_while_waiting  # noqa: E402
-from mmocr_serve_tools.loadgen import (LoadResult, drive, log,  # noqa: E402
+from mmocr_serve_tools.loadgen import (LoadResult, drive, log, write_report,  # noqa: E402
                                        machine_description)
 
 DEMO = ROOT / "demo" / "models"
@@ -227,11 +226,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     cfg = parse_args(argv)
     report = run(cfg)
     report["command"] = " ".join(["python tools/benchmark_servers.py", *(argv or sys.argv[1:])])
-    cfg.out_dir.mkdir(parents=True, exist_ok=True)
-    (cfg.out_dir / f"{cfg.name}.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
-    text = markdown(report)
-    (cfg.out_dir / f"{cfg.name}.md").write_text(text)
-    print(text)
+    write_report(cfg.out_dir, cfg.name, report, markdown(report))
     return 0 if all(line.startswith("PASS") for line in report["floors"]) else 1
 
 
